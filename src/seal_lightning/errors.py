@@ -1,0 +1,13 @@
+"""Errors that the CLI turns into one line on stderr and exit status 2, without a traceback."""
+
+
+class SealError(Exception):
+    """A problem with the user's input (config, files, model name), not a bug."""
+
+
+class ConfigError(SealError):
+    """The config names an unknown key, has a wrong type or an invalid value."""
+
+
+class DataError(SealError):
+    """A data file is missing or malformed; the message names the file, the item and the field."""

@@ -1,0 +1,111 @@
+"""LoRA fine-tuning of a causal LM as a LightningModule: the part the inner and outer loops share.
+
+Both loops train a fresh PEFT adapter on (prompt, completion) examples with the loss on completion
+tokens only (the inner loop's documents have an empty prompt) and padding masked out of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import Logger
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import LoRAConfig
+
+IGNORE_INDEX = -100
+
+
+def peft_lora_config(config: LoRAConfig) -> LoraConfig:
+    return LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def tokenize_example(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_length: int
+) -> dict[str, list[int]]:
+    """Tokens of prompt + completion + EOS; labels cover the completion and EOS only."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + completion_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[:max_length]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def pad_batch(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; padded positions get attention 0 and label IGNORE_INDEX."""
+    width = max(len(example["input_ids"]) for example in examples)
+    input_ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        length = len(example["input_ids"])
+        input_ids[row, :length] = torch.tensor(example["input_ids"])
+        labels[row, :length] = torch.tensor(example["labels"])
+        attention_mask[row, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+class LoRAFineTuneModule(L.LightningModule):
+    """A fresh LoRA adapter on `base`, trained with AdamW on completion tokens."""
+
+    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, lr: float) -> None:
+        super().__init__()
+        self.model: PeftModel = get_peft_model(base, peft_lora_config(lora))
+        self.lr = lr
+        self.losses: list[float] = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        self.losses.append(loss.item())
+        self.log("train_loss", loss, prog_bar=False, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=self.lr)
+
+    def fit(
+        self,
+        examples: Sequence[dict[str, list[int]]],
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        epochs: int,
+        batch_size: int,
+        seed: int,
+        logger: Logger | bool = False,
+    ) -> None:
+        """Train on `examples` with a Lightning Trainer (shuffled each epoch, seeded)."""
+        device = self.model.device
+        loader = DataLoader(
+            list(examples),
+            batch_size=batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+            collate_fn=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
+        )
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=[device.index or 0] if device.type == "cuda" else 1,
+            logger=logger,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+        )
+        self.model.train()
+        trainer.fit(self, loader)
+        self.model.eval()
+
+    def adapter_state(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items() if "lora_" in k}

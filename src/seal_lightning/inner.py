@@ -1,0 +1,78 @@
+"""The inner loop: apply one self-edit to the policy as a LoRA update, then score the updated model.
+
+The score of the updated model on the passage's questions (without the passage in the prompt) is
+the self-edit's reward. The policy is left exactly as it was, so self-edits never leak into each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import lightning as L
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import InnerConfig, RewardConfig
+from seal_lightning.data.knowledge import Passage
+from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
+from seal_lightning.rewards import reward
+
+
+class InnerLoRAModule(LoRAFineTuneModule):
+    """A fresh LoRA adapter (SEAL: rank 32, alpha 64, q/v) trained on one self-edit's documents."""
+
+    def __init__(self, policy: PreTrainedModel, config: InnerConfig) -> None:
+        super().__init__(policy, config.lora, config.lr)
+        self.config = config
+
+    def learn(self, documents: list[str], tokenizer: PreTrainedTokenizerBase, seed: int) -> PeftModel:
+        examples = [tokenize_example(tokenizer, "", doc, self.config.max_length) for doc in documents]
+        self.fit(examples, tokenizer, epochs=self.config.epochs, batch_size=self.config.batch_size, seed=seed)
+        return self.model
+
+    def restore_policy(self) -> PreTrainedModel:
+        """Remove the adapter layers and give back the untouched policy."""
+        return self.model.unload()
+
+
+@contextmanager
+def adapted(
+    policy: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    documents: list[str],
+    config: InnerConfig,
+    seed: int,
+) -> Iterator[PeftModel]:
+    """The policy with a LoRA adapter trained on `documents`, for the duration of the block."""
+    L.seed_everything(seed, verbose=False)
+    module = InnerLoRAModule(policy, config)
+    try:
+        yield module.learn(documents, tokenizer, seed)
+    finally:
+        module.restore_policy().eval()
+
+
+class SelfEditScorer:
+    """Scores self-edits of passages against the current policy: reward, baseline, gain."""
+
+    def __init__(
+        self,
+        policy: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        inner: InnerConfig,
+        reward_config: RewardConfig,
+    ) -> None:
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.inner = inner
+        self.reward_config = reward_config
+
+    def baseline(self, passage: Passage) -> float:
+        """The reward of the policy with no update."""
+        return reward(self.policy, self.tokenizer, passage.questions, self.reward_config)
+
+    def score(self, passage: Passage, documents: list[str], seed: int) -> float:
+        """The reward after one inner-loop update on `documents` with this seed."""
+        with adapted(self.policy, self.tokenizer, documents, self.inner, seed) as model:
+            return reward(model, self.tokenizer, passage.questions, self.reward_config)

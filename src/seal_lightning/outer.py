@@ -1,0 +1,284 @@
+"""The outer loop: ReST-EM rounds over the policy that writes self-edits.
+
+E-step: sample k self-edits per passage, score each with the inner loop (mean over seeds), keep the
+best of k per passage. M-step: `ReSTEMPolicyModule` fine-tunes the policy on the kept
+(prompt, self-edit) pairs with a LoRA adapter, which is merged; the next round starts from there.
+Every finished step is in the run directory, so a rerun of the same command redoes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lightning.pytorch.loggers import Logger
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import OuterConfig, SealConfig, to_flat_dict
+from seal_lightning.data.knowledge import Passage
+from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
+from seal_lightning.inner import SelfEditScorer
+from seal_lightning.models import chat_prompt, load_model
+from seal_lightning.sampling import Sampler, build_sampler
+from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
+from seal_lightning.store import RunStore
+from seal_lightning.tracking import Tracker
+
+
+class ReSTEMPolicyModule(LoRAFineTuneModule):
+    """M-step: SFT on (prompt, kept self-edit), loss on the completion only (SEAL: rank 64, all projections)."""
+
+    def __init__(self, policy: PreTrainedModel, config: OuterConfig) -> None:
+        super().__init__(policy, config.lora, config.lr)
+        self.config = config
+
+    def learn(
+        self,
+        pairs: list[tuple[str, str]],
+        tokenizer: PreTrainedTokenizerBase,
+        seed: int,
+        logger: Logger | bool = False,
+    ) -> float:
+        """Train on the pairs; returns the mean loss of the last epoch."""
+        examples = [tokenize_example(tokenizer, p, c, self.config.max_length) for p, c in pairs]
+        self.fit(
+            examples,
+            tokenizer,
+            epochs=self.config.epochs,
+            batch_size=self.config.batch_size,
+            seed=seed,
+            logger=logger,
+        )
+        steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
+        last_epoch = self.losses[-steps_per_epoch:]
+        return sum(last_epoch) / len(last_epoch)
+
+    def merged(self) -> PreTrainedModel:
+        return self.model.merge_and_unload()
+
+
+@dataclass(frozen=True)
+class ScoredSelfEdit:
+    passage: str
+    sample: int
+    completion: str
+    reward: float
+    baseline: float
+
+    @property
+    def gain(self) -> float:
+        return self.reward - self.baseline
+
+
+def select_best(scored: list[ScoredSelfEdit], min_gain: float | None) -> list[ScoredSelfEdit]:
+    """The best self-edit of each passage; with `min_gain`, only where its gain reaches it."""
+    best: dict[str, ScoredSelfEdit] = {}
+    for item in scored:
+        if item.passage not in best or item.reward > best[item.passage].reward:
+            best[item.passage] = item
+    return [item for item in best.values() if min_gain is None or item.gain >= min_gain]
+
+
+@dataclass
+class RoundSummary:
+    round: int
+    passages: int
+    selfedits: int
+    baseline: float
+    mean_reward: float
+    max_reward: float
+    mean_gain: float
+    max_gain: float
+    kept_fraction: float
+    mstep_loss: float
+    wall_time_s: float
+
+
+class ReSTEM:
+    """Runs `config.outer.rounds` ReST-EM rounds on `passages`, recording everything in `store`."""
+
+    def __init__(
+        self,
+        config: SealConfig,
+        passages: list[Passage],
+        tokenizer: PreTrainedTokenizerBase,
+        store: RunStore,
+        tracker: Tracker,
+    ) -> None:
+        self.config = config
+        self.passages = passages
+        self.tokenizer = tokenizer
+        self.store = store
+        self.tracker = tracker
+
+    def policy_path(self, round_index: int) -> Path:
+        return self.store.path(f"round_{round_index}/policy")
+
+    def fit(self) -> list[RoundSummary]:
+        summaries = []
+        with self.tracker.run("fit", "fit", to_flat_dict(self.config)):
+            for round_index in range(1, self.config.outer.rounds + 1):
+                summary = self.store.read_json(f"round_{round_index}/summary.json")
+                if summary is None:
+                    summary = asdict(self.run_round(round_index))
+                else:
+                    print(f"round {round_index}: already finished, skipped")
+                summaries.append(RoundSummary(**summary))
+        return summaries
+
+    def run_round(self, round_index: int) -> RoundSummary:
+        started = time.monotonic()
+        previous = self.policy_path(round_index - 1)
+        policy = load_model(self.config.model, str(previous) if round_index > 1 else None)
+        prefix = f"round_{round_index}"
+        with self.tracker.run(prefix, prefix) as run_id:
+            sampler = build_sampler(self.config.sampler, policy, self.tokenizer)
+            selfedits = self.sample_selfedits(prefix, sampler, round_index)
+            scored = self.score_selfedits(prefix, policy, selfedits)
+            kept = select_best(scored, self.config.outer.min_gain)
+            by_key = {p.key: p for p in self.passages}
+            pairs = [(self.prompt(by_key[k.passage]), k.completion) for k in kept]
+            self.store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
+            self.store.write_json(f"{prefix}/selfedits_scored.json", [asdict(s) | {"gain": s.gain} for s in scored])
+            mstep_loss = self.m_step(prefix, policy, pairs, round_index, run_id)
+            summary = RoundSummary(
+                round=round_index,
+                passages=len(self.passages),
+                selfedits=len(scored),
+                baseline=_mean([s.baseline for s in scored]),
+                mean_reward=_mean([s.reward for s in scored]),
+                max_reward=max(s.reward for s in scored),
+                mean_gain=_mean([s.gain for s in scored]),
+                max_gain=max(s.gain for s in scored),
+                kept_fraction=len(kept) / len(self.passages),
+                mstep_loss=mstep_loss,
+                wall_time_s=time.monotonic() - started,
+            )
+            self.tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
+            for name in ("selfedits_scored.json", "kept.json"):
+                self.tracker.log_artifact(self.store.path(f"{prefix}/{name}"), prefix)
+            self.tracker.log_artifact(self.store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
+            self.tracker.log_artifact(self.policy_path(round_index), f"{prefix}/policy")
+            self.store.write_json(f"{prefix}/summary.json", asdict(summary))
+        print(format_round(summary, self.config.outer.rounds))
+        return summary
+
+    def prompt(self, passage: Passage) -> str:
+        return chat_prompt(self.tokenizer, selfedit_prompt(passage))
+
+    def sample_selfedits(self, prefix: str, sampler: Sampler, round_index: int) -> dict[str, list[str]]:
+        """k self-edits per passage, sampled once per round and kept, so a resumed round scores the same ones."""
+        name = f"{prefix}/selfedits.json"
+        selfedits = self.store.read_json(name)
+        if selfedits is None:
+            k = self.config.sampler.k
+            print(f"{prefix}: sampling {k} self-edits for each of {len(self.passages)} passages")
+            prompts = [self.prompt(p) for p in self.passages]
+            completions = sampler.sample(prompts, k, seed=self.config.seed + round_index)
+            selfedits = {p.key: c for p, c in zip(self.passages, completions, strict=True)}
+            self.store.write_json(name, selfedits)
+        return selfedits
+
+    def score_selfedits(
+        self, prefix: str, policy: PreTrainedModel, selfedits: dict[str, list[str]]
+    ) -> list[ScoredSelfEdit]:
+        """Every (passage, self-edit, seed) inner loop, each appended to the store when it finishes."""
+        scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward)
+        baselines = {r["passage"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
+        done = {
+            (r["passage"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
+        }
+        seeds = [self.config.seed + s for s in range(self.config.inner.seeds)]
+        todo = [
+            (passage, sample, seed)
+            for passage in self.passages
+            for sample in range(len(selfedits[passage.key]))
+            for seed in seeds
+            if (passage.key, sample, seed) not in done
+        ]
+        total = sum(len(selfedits[p.key]) for p in self.passages) * len(seeds)
+        with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
+            for passage, sample, seed in todo:
+                if passage.key not in baselines:
+                    baselines[passage.key] = scorer.baseline(passage)
+                    self.store.append_jsonl(
+                        f"{prefix}/baselines.jsonl",
+                        {"passage": passage.key, "baseline": baselines[passage.key]},
+                    )
+                documents = documents_from_selfedit(passage, selfedits[passage.key][sample])
+                value = scorer.score(passage, documents, seed)
+                done[(passage.key, sample, seed)] = value
+                self.store.append_jsonl(
+                    f"{prefix}/scores.jsonl",
+                    {"passage": passage.key, "sample": sample, "seed": seed, "reward": value},
+                )
+                bar.update()
+        per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
+        for (passage_key, sample, _seed), value in done.items():
+            per_selfedit[(passage_key, sample)].append(value)
+        return [
+            ScoredSelfEdit(
+                passage=passage.key,
+                sample=sample,
+                completion=selfedits[passage.key][sample],
+                reward=_mean(per_selfedit[(passage.key, sample)]),
+                baseline=baselines[passage.key],
+            )
+            for passage in self.passages
+            for sample in range(len(selfedits[passage.key]))
+        ]
+
+    def m_step(
+        self,
+        prefix: str,
+        policy: PreTrainedModel,
+        pairs: list[tuple[str, str]],
+        round_index: int,
+        run_id: str,
+    ) -> float:
+        """SFT on the kept pairs, save the adapter, merge, save the merged policy. No pairs: policy unchanged."""
+        if not pairs:
+            print(f"{prefix}: no self-edit reached outer.min_gain; the policy carries over unchanged")
+            self.store.write_dir(f"{prefix}/adapter", lambda folder: None)
+            self.store.write_dir(f"{prefix}/policy", self.save_policy(policy))
+            return float("nan")
+        module = ReSTEMPolicyModule(policy, self.config.outer)
+        logger = self.tracker.lightning_logger(run_id, prefix="mstep")
+        loss = module.learn(pairs, self.tokenizer, seed=self.config.seed + round_index, logger=logger)
+        self.store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
+        self.store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
+        return loss
+
+    def save_policy(self, model: PreTrainedModel):
+        def write(folder: Path) -> None:
+            model.save_pretrained(folder, safe_serialization=True)
+            self.tokenizer.save_pretrained(folder)
+
+        return write
+
+
+def format_round(summary: RoundSummary, rounds: int) -> str:
+    return (
+        f"round {summary.round}/{rounds}: {summary.selfedits} self-edits on {summary.passages} passages | "
+        f"baseline {summary.baseline:.3f} | reward mean {summary.mean_reward:.3f} max {summary.max_reward:.3f} | "
+        f"gain mean {summary.mean_gain:+.3f} max {summary.max_gain:+.3f} | kept {summary.kept_fraction:.0%} | "
+        f"M-step loss {summary.mstep_loss:.3f} | {summary.wall_time_s / 60:.1f} min"
+    )
+
+
+def format_table(summaries: list[RoundSummary]) -> str:
+    header = f"{'round':>5} {'baseline':>9} {'reward':>9} {'max':>9} {'gain':>8} {'kept':>6} {'M-loss':>7} {'min':>6}"
+    rows = [
+        f"{s.round:>5} {s.baseline:>9.3f} {s.mean_reward:>9.3f} {s.max_reward:>9.3f} {s.mean_gain:>+8.3f} "
+        f"{s.kept_fraction:>6.0%} {s.mstep_loss:>7.3f} {s.wall_time_s / 60:>6.1f}"
+        for s in summaries
+    ]
+    return "\n".join([header, *rows])
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)

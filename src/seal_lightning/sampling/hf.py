@@ -1,0 +1,75 @@
+"""Sampling and greedy answering with `transformers.generate`, batched with left padding."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import SamplerConfig
+
+
+@torch.no_grad()
+def generate_texts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    num_return_sequences: int = 1,
+    temperature: float | None = None,
+    top_p: float | None = None,
+) -> list[list[str]]:
+    """Completions for each prompt: greedy when `temperature` is None, else sampled."""
+    sampled = temperature is not None
+    options = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sampled else {"do_sample": False}
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    results: list[list[str]] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            batch = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            output = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=num_return_sequences,
+                pad_token_id=tokenizer.pad_token_id,
+                **options,
+            )
+            texts = tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            for index in range(len(chunk)):
+                results.append(texts[index * num_return_sequences : (index + 1) * num_return_sequences])
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return results
+
+
+class TransformersSampler:
+    """The fallback backend: the policy model in this process, sampled with `generate`."""
+
+    def __init__(self, config: SamplerConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+
+    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[str]]:
+        torch.manual_seed(seed)
+        # Each prompt is repeated k times in a batch, so fit batch_size sequences per call.
+        prompts_per_call = max(1, self.config.batch_size // k)
+        return generate_texts(
+            self.model,
+            self.tokenizer,
+            prompts,
+            max_new_tokens=self.config.max_new_tokens,
+            batch_size=prompts_per_call,
+            num_return_sequences=k,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+        )
+
+    def update_policy(self, model: PreTrainedModel, path: str) -> None:
+        self.model = model

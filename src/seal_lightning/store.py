@@ -1,0 +1,90 @@
+"""The run directory: atomic writes, what is finished, and resume.
+
+Every finished piece of work (a sampled E-step, one inner-loop score, a round's policy) is written
+as soon as it completes, by rename or by an fsynced JSONL line, so that a crash loses at most the
+piece in flight and running the same command again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from seal_lightning.errors import SealError
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path) -> None:
+        self.root = Path(run_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write to a temporary file beside the target, then rename: readers see all or nothing."""
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        return target
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self.write_text(name, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+    def read_json(self, name: str) -> Any:
+        target = self.path(name)
+        if not target.is_file():
+            return None
+        try:
+            return json.loads(target.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SealError(f"{target} is corrupt ({exc}); delete it to redo that step") from None
+
+    def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        """All complete records; a line cut short by a crash is dropped, as its work was not finished."""
+        target = self.path(name)
+        if not target.is_file():
+            return []
+        records = []
+        for line in target.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def write_dir(self, name: str, writer: Callable[[Path], None]) -> Path:
+        """Let `writer` fill a staging folder, then rename it into place."""
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            writer(staging)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        return target

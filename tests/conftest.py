@@ -1,0 +1,36 @@
+"""Shared fixtures: the real built-in model, loaded once per session, and paths to ../shared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seal_lightning.cli import quiet_libraries
+from seal_lightning.config import ModelConfig
+from seal_lightning.models import load_model, load_tokenizer
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+quiet_libraries()
+
+
+def shared_file(relative: str) -> Path:
+    """A file from ../shared/data, or a skip with the reason when this checkout has none beside it."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared data folder is not beside this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return load_tokenizer(ModelConfig())
+
+
+@pytest.fixture(scope="session")
+def policy():
+    """The built-in model. Tests that adapt it must leave it as they found it (the inner loop does)."""
+    torch.manual_seed(0)
+    return load_model(ModelConfig())

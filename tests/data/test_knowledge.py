@@ -1,0 +1,68 @@
+import json
+
+import pytest
+from conftest import shared_file
+
+from seal_lightning.config import DataConfig
+from seal_lightning.data.knowledge import load_knowledge_file, load_passages
+from seal_lightning.errors import DataError
+
+
+def write(tmp_path, obj, name="d.json"):
+    path = tmp_path / name
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return path
+
+
+GOOD = {"title": "T", "context": "C.", "questions": [{"question": "Q?", "answer": "A"}]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ({"title": "x"}, "expected a JSON list"),
+        ([], "holds no passages"),
+        ([GOOD, 3], "item 1: expected an object"),
+        ([GOOD, {**GOOD, "title": ""}], "item 1: field 'title'"),
+        ([{**GOOD, "context": 5}], "item 0: field 'context'"),
+        ([{**GOOD, "questions": []}], "item 0: field 'questions'"),
+        ([{**GOOD, "questions": [{"question": "Q?"}]}], "item 0: field 'questions[0].answer'"),
+        ([{**GOOD, "completions": [1]}], "item 0: field 'completions'"),
+    ],
+)
+def test_bad_files_name_file_item_and_field(tmp_path, content, message):
+    path = write(tmp_path, content)
+    with pytest.raises(DataError) as info:
+        load_knowledge_file(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="data file not found"):
+        load_passages(DataConfig(path=str(tmp_path / "none.json")))
+
+
+def test_good_file_and_limit(tmp_path):
+    path = write(tmp_path, [GOOD, {**GOOD, "title": "U", "completions": ["a\nb"]}])
+    passages = load_passages(DataConfig(path=str(path), limit=5))
+    assert [p.title for p in passages] == ["T", "U"]
+    assert passages[1].completions == ("a\nb",)
+    assert passages[0].questions[0].answer == "A"
+    assert passages[0].key != passages[1].key
+    assert len(load_passages(DataConfig(path=str(path), limit=1))) == 1
+
+
+def test_builtin_splits_load():
+    assert len(load_passages(DataConfig(builtin_split="test"))) == 16
+    assert len(load_passages(DataConfig(limit=3))) == 3
+
+
+@pytest.mark.parametrize(
+    "name", ["squad/dev100.json", "squad/train_round1.json", "reference/qwen7b_base_selfedits_round1.json"]
+)
+def test_shared_squad_files_load(name):
+    passages = load_passages(DataConfig(path=str(shared_file(name))))
+    assert len(passages) >= 50
+    assert all(p.questions for p in passages)

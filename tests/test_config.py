@@ -1,0 +1,88 @@
+import pytest
+
+from seal_lightning.cli import main
+from seal_lightning.config import load_config, to_flat_dict
+from seal_lightning.errors import ConfigError
+
+
+def test_defaults_are_the_papers_settings():
+    config = load_config()
+    assert (config.inner.lora.rank, config.inner.lora.alpha, config.inner.lr, config.inner.epochs) == (
+        32,
+        64,
+        1e-3,
+        10,
+    )
+    assert config.inner.lora.target_modules == ["q_proj", "v_proj"]
+    assert (config.outer.lora.rank, config.outer.lora.alpha, config.outer.lr, config.outer.epochs) == (
+        64,
+        128,
+        3e-4,
+        2,
+    )
+    assert (config.sampler.k, config.sampler.temperature, config.sampler.top_p) == (5, 1.0, 0.95)
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("outer:\n  rounds: 5\ninner:\n  epochs: 3\n")
+    config = load_config(str(path), ["outer.rounds=2", "inner.lora.rank=16"])
+    assert (config.outer.rounds, config.inner.epochs, config.inner.lora.rank) == (2, 3, 16)
+
+
+def test_command_defaults_lose_to_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  builtin_split: validation\n")
+    assert load_config(None, [], defaults=["data.builtin_split=test"]).data.builtin_split == "test"
+    assert load_config(str(path), [], defaults=["data.builtin_split=test"]).data.builtin_split == "validation"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["outer.rounds=abc"], "outer.rounds"),
+        (["foo.bar=1"], "Key 'foo'"),
+        (["inner.lora.nope=1"], "nope"),
+        (["reward.name=bleu"], "answer_loglik, exact_match, f1, llm_judge"),
+        (["inner.epochs=0"], "inner.epochs must be positive"),
+        (["evaluate.conditions=[passage_external]"], "external_selfedits"),
+        (["rounds"], "key=value"),
+    ],
+)
+def test_bad_config_is_one_clear_line(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match=r"config file not found: nope\.yaml"):
+        load_config("nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fit", "outer.rounds=abc"],
+        ["fit", "unknown.key=1"],
+        ["fit", "data.path=/no/such/file.json"],
+        ["evaluate", "--config", "x.yaml"],
+    ],
+)
+def test_cli_errors_exit_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("seal-lightning: error: ")
+    assert err.count("\n") == 1
+
+
+def test_print_config(capsys):
+    assert main(["fit", "--print-config", "inner.lora.rank=16"]) == 0
+    assert "rank: 16" in capsys.readouterr().out
+
+
+def test_flat_dict_names_nested_keys():
+    flat = to_flat_dict(load_config())
+    assert flat["inner.lora.rank"] == 32
+    assert flat["tracking.tracking_uri"] is None

@@ -1,0 +1,63 @@
+import math
+
+import pytest
+from conftest import shared_file
+
+from seal_lightning.cli import main
+from seal_lightning.evaluation import format_table, mean_stderr, summarize
+
+pytestmark = pytest.mark.slow
+
+
+def test_mean_and_standard_error():
+    mean, stderr = mean_stderr([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5
+    assert stderr == pytest.approx(math.sqrt((2.25 + 0.25 + 0.25 + 2.25) / 3 / 4))
+    assert math.isnan(mean_stderr([1.0])[1])
+
+
+def test_summarize_and_format():
+    records = [
+        {"condition": "no_update", "passage": "a", "f1": 0.0},
+        {"condition": "no_update", "passage": "b", "f1": 1.0},
+        {"condition": "passage", "passage": "a", "f1": 1.0},
+    ]
+    table = summarize(records, ["f1"])
+    assert table["no_update"]["f1"] == (0.5, 0.5)
+    text = format_table(table, ["f1"])
+    assert "0.500 ± 0.500" in text and text.splitlines()[0].split() == ["condition", "f1"]
+
+
+def test_evaluate_builtin_test_split(tmp_path, capsys):
+    argv = [
+        "evaluate",
+        f"run_dir={tmp_path}",
+        "data.limit=2",
+        "inner.epochs=3",
+        "evaluate.conditions=[no_update,passage]",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("no_update", "passage"))}
+    assert set(rows) == {"no_update", "passage"}
+    # Training on the passage teaches its (fictional) answers: the log-likelihood must rise.
+    loglik = {name: float(row.split()[1]) for name, row in rows.items()}
+    assert loglik["passage"] > loglik["no_update"]
+    results = list(tmp_path.glob("evaluate/*/results.jsonl"))
+    assert len(results) == 1 and len(results[0].read_text().splitlines()) == 4
+
+
+def test_evaluate_shared_squad_with_external_selfedits(tmp_path, capsys):
+    data = shared_file("reference/qwen7b_base_selfedits_round1.json")
+    argv = [
+        "evaluate",
+        f"run_dir={tmp_path}",
+        f"data.path={data}",
+        "data.limit=1",
+        "inner.epochs=1",
+        "evaluate.metrics=[answer_loglik,f1]",
+        "evaluate.conditions=[no_update,passage_external]",
+        f"evaluate.external_selfedits={data}",
+    ]
+    assert main(argv) == 0
+    assert "passage_external" in capsys.readouterr().out

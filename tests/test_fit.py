@@ -1,0 +1,105 @@
+"""End to end: a tiny `fit` on the real built-in model, tracked in a real MLflow sqlite store."""
+
+import json
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from seal_lightning.cli import main
+from seal_lightning.config import ModelConfig
+from seal_lightning.models import load_model
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "data.limit=2",
+    "sampler.k=2",
+    "sampler.max_new_tokens=24",
+    "inner.epochs=2",
+    "inner.seeds=1",
+    "outer.rounds=1",
+    "outer.epochs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fit") / "run"
+    assert main(["fit", f"run_dir={run_dir}", *TINY]) == 0
+    return run_dir
+
+
+def test_fit_writes_every_step(run_dir):
+    round_dir = run_dir / "round_1"
+    assert len(json.loads((round_dir / "selfedits.json").read_text())) == 2
+    assert len((round_dir / "scores.jsonl").read_text().splitlines()) == 4
+    assert len(json.loads((round_dir / "kept.json").read_text())) == 2
+    assert (round_dir / "adapter" / "adapter_config.json").is_file()
+    assert json.loads((round_dir / "summary.json").read_text())["selfedits"] == 4
+
+
+def test_mlflow_holds_nested_runs_with_metrics_and_artifacts(run_dir):
+    client = MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seal-lightning")
+    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"fit", "round_1"}
+    parent, child = runs["fit"], runs["round_1"]
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.params["inner.lora.rank"] == "32"
+    for metric in (
+        "baseline",
+        "mean_reward",
+        "max_reward",
+        "mean_gain",
+        "kept_fraction",
+        "mstep_loss",
+        "wall_time_s",
+    ):
+        assert metric in child.data.metrics, metric
+    assert any(key.startswith("mstep") for key in child.data.metrics)  # Lightning's MLFlowLogger curve
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "round_1")}
+    assert {
+        "round_1/selfedits_scored.json",
+        "round_1/kept.json",
+        "round_1/adapter",
+        "round_1/policy",
+    } <= artifacts
+
+
+def test_merged_policy_loads_and_differs_from_base(run_dir, policy):
+    merged = load_model(ModelConfig(), str(run_dir / "round_1" / "policy"))
+    base, new = policy.state_dict(), merged.state_dict()
+    assert base.keys() == new.keys()
+    assert not all(torch.equal(base[k], new[k]) for k in base)
+    assert not any("lora" in name for name in new)
+
+
+def test_rerun_repeats_no_work(run_dir, capsys):
+    scores = (run_dir / "round_1" / "scores.jsonl").read_text()
+    policy_mtime = (run_dir / "round_1" / "policy" / "model.safetensors").stat().st_mtime_ns
+    assert main(["fit", f"run_dir={run_dir}", *TINY]) == 0
+    assert "round 1: already finished, skipped" in capsys.readouterr().out
+    assert (run_dir / "round_1" / "scores.jsonl").read_text() == scores
+    assert (run_dir / "round_1" / "policy" / "model.safetensors").stat().st_mtime_ns == policy_mtime
+
+
+def test_interrupted_round_resumes_from_the_last_finished_score(run_dir, tmp_path, capsys):
+    """Cut the run back to 'crashed after the first inner loop': only the missing three are redone."""
+    import shutil
+
+    crashed = tmp_path / "crashed"
+    shutil.copytree(run_dir, crashed, ignore=shutil.ignore_patterns("policy", "adapter", "summary.json", "kept.json"))
+    scores = crashed / "round_1" / "scores.jsonl"
+    first = scores.read_text().splitlines()[0]
+    scores.write_text(first + "\n" + '{"passage": "trunc')  # the second loop died mid-write
+    assert main(["fit", f"run_dir={crashed}", *TINY]) == 0
+    lines = scores.read_text().splitlines()
+    assert lines[0] == first
+    assert len([line for line in lines if line.endswith("}")]) == 4
+    assert "1/4" in capsys.readouterr().err  # the progress bar starts after the finished loop
+
+
+def test_other_settings_on_the_same_run_dir_are_refused(run_dir, capsys):
+    assert main(["fit", f"run_dir={run_dir}", *TINY, "inner.lr=0.5"]) == 2
+    assert "inner.lr" in capsys.readouterr().err

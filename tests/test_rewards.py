@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+
+from seal_lightning.config import JudgeConfig, RewardConfig
+from seal_lightning.data.knowledge import Question
+from seal_lightning.errors import SealError
+from seal_lightning.rewards import (
+    answer_loglik,
+    exact_match,
+    judge_answers,
+    normalize_answer,
+    question_prompts,
+    score_questions,
+    token_f1,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [("The Brimmel Company!", "brimmel company"), ("  an  Apple, a pear ", "apple pear"), ("1,874.", "1874")],
+)
+def test_squad_normalisation(text, normal):
+    assert normalize_answer(text) == normal
+
+
+def test_exact_match_and_f1():
+    assert exact_match("the Odrava", "Odrava") == 1.0
+    assert exact_match("Odrava town", "Odrava") == 0.0
+    # prediction 3 tokens, gold 2, overlap 2: precision 2/3, recall 1: F1 = 0.8
+    assert token_f1("Brimmel Lantern Company", "Brimmel Lantern") == pytest.approx(0.8)
+    assert token_f1("nothing alike", "Odrava") == 0.0
+    assert token_f1("", "") == 1.0
+
+
+def test_answer_loglik_matches_a_token_by_token_computation(policy, tokenizer):
+    """Hand check: score each answer token with its own forward pass over the exact prefix."""
+    questions = [
+        Question("In what year was Seltam Uldunis born?", "1905"),
+        Question("Where is Odrava?", "Wynae"),
+    ]
+    batched = answer_loglik(policy, tokenizer, questions, batch_size=2)
+    for question, prompt, value in zip(questions, question_prompts(tokenizer, questions), batched, strict=True):
+        prefix = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer = tokenizer(question.answer, add_special_tokens=False)["input_ids"]
+        logps = []
+        for token in answer:
+            with torch.no_grad():
+                logits = policy(input_ids=torch.tensor([prefix])).logits[0, -1]
+            logps.append(torch.log_softmax(logits, -1)[token].item())
+            prefix = [*prefix, token]
+        assert value == pytest.approx(sum(logps) / len(logps), abs=1e-4)
+        assert value < 0
+
+
+def test_score_questions_reports_each_requested_metric(policy, tokenizer):
+    questions = [Question("What is the capital of France?", "Paris")]
+    scores = score_questions(policy, tokenizer, questions, ["answer_loglik", "exact_match", "f1"], RewardConfig())
+    assert set(scores) == {"answer_loglik", "exact_match", "f1"}
+    assert scores["answer_loglik"] > math.log(0.05)  # a model this size knows Paris
+    assert 0.0 <= scores["f1"] <= 1.0
+
+
+def test_judge_unreachable_is_one_clear_error():
+    config = JudgeConfig(base_url="http://127.0.0.1:9/v1", timeout_s=2)
+    with pytest.raises(SealError, match=r"llm_judge at http://127.0.0.1:9/v1 failed"):
+        judge_answers(config, [Question("Q?", "A")], ["A"])

@@ -1,0 +1,19 @@
+from seal_lightning.data.knowledge import Passage, Question
+from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
+
+PASSAGE = Passage("Odrava", "Odrava is a town.", (Question("What is Odrava?", "a town"),))
+
+
+def test_each_nonempty_line_is_a_document_plus_the_passage():
+    docs = documents_from_selfedit(PASSAGE, "1. It is small.\n\n   \n2. It is old.  \n")
+    assert docs == ["Odrava\n1. It is small.", "Odrava\n2. It is old.", "Odrava\nOdrava is a town."]
+
+
+def test_empty_selfedit_still_trains_on_the_passage():
+    assert documents_from_selfedit(PASSAGE, "") == ["Odrava\nOdrava is a town."]
+
+
+def test_prompt_is_the_implications_template():
+    prompt = selfedit_prompt(PASSAGE)
+    assert prompt.startswith("Let's read the following passage and produce a list of implications")
+    assert prompt.endswith("Passage:\nOdrava\nOdrava is a town.\n\nImplications:\n")
