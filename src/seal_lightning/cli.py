@@ -18,8 +18,8 @@ from seal_lightning.config import SealConfig, load_config, to_flat_dict, to_yaml
 from seal_lightning.errors import ConfigError, SealError
 from seal_lightning.store import RunStore
 
-# Keys that may change between runs on the same directory without invalidating finished work.
-RESUMABLE_CHANGES = ("outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size")
+# Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
+RESUMABLE_CHANGES = ("run_dir", "outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,9 +65,9 @@ def fit(config: SealConfig) -> int:
     from seal_lightning.tracking import Tracker
 
     passages = load_passages(config.data)
+    tokenizer = load_tokenizer(config.model)
     store = RunStore(config.run_dir)
     check_resumable(store, config)
-    tokenizer = load_tokenizer(config.model)
     tracker = Tracker(config.tracking, store)
     print(f"seal-lightning fit: {len(passages)} passages, {config.outer.rounds} rounds, run dir {store.root}")
     summaries = ReSTEM(config, passages, tokenizer, store, tracker).fit()
@@ -84,9 +84,9 @@ def evaluate(config: SealConfig) -> int:
     from seal_lightning.tracking import Tracker
 
     passages = load_passages(config.data)
-    store = RunStore(config.run_dir)
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
+    store = RunStore(config.run_dir)
     tracker = Tracker(config.tracking, store)
     evaluator = Evaluator(config, model, tokenizer, store, tracker)
     print(f"seal-lightning evaluate: {config.model.name} on {len(passages)} passages -> {store.path(evaluator.folder)}")
@@ -126,7 +126,9 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as transformers_logging
 
+    hub_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()

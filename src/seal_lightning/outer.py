@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -253,7 +254,9 @@ class ReSTEM:
         self.store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
         return loss
 
-    def save_policy(self, model: PreTrainedModel):
+    def save_policy(self, model: PreTrainedModel) -> Callable[[Path], None]:
+        """A writer for `RunStore.write_dir`: the model and its tokenizer, as a loadable HF folder."""
+
         def write(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True)
             self.tokenizer.save_pretrained(folder)

@@ -24,6 +24,7 @@ from seal_lightning.sampling.hf import generate_texts
 from seal_lightning.selfedit import ANSWER_TEMPLATE
 
 GENERATED_METRICS = ("exact_match", "f1", "llm_judge")
+PUNCTUATION = frozenset(string.punctuation)
 
 JUDGE_PROMPT = (
     "You are grading a student's answer to a question. Decide only from the gold answer whether the "
@@ -37,7 +38,7 @@ JUDGE_PROMPT = (
 def normalize_answer(text: str) -> str:
     """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
     text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = "".join(ch for ch in text if ch not in PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 

@@ -1,0 +1,48 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from seal_lightning.config import ModelConfig
+from seal_lightning.errors import SealError
+from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, resolve_dtype
+
+
+def test_builtin_is_a_cached_safetensors_folder(policy):
+    folder = builtin_model_folder()
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    assert not hasattr(policy.config, "quantization_config")
+    assert 130e6 < sum(p.numel() for p in policy.parameters()) < 140e6
+    assert next(policy.parameters()).dtype == torch.float32
+
+
+def test_chat_template_is_used(tokenizer):
+    prompt = chat_prompt(tokenizer, "Where is Odrava?")
+    assert prompt.endswith("<|im_start|>assistant\n") and "Where is Odrava?" in prompt
+
+
+def test_half_precision_only_on_gpu():
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+
+
+def test_local_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(SealError, match=r"holds no config\.json"):
+        load_model(ModelConfig(name=str(tmp_path)))
+
+
+def test_unreachable_hub_id_is_one_line_exit_2(tmp_path):
+    """Through `python -m seal_lightning`, as a user runs it (offline, so it fails fast)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "seal_lightning", "evaluate", "model.name=nobody/no-such-model", f"run_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("seal-lightning: error: cannot load model 'nobody/no-such-model'")
+    assert result.stderr.count("\n") == 1
