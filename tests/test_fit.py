@@ -60,7 +60,7 @@ def test_mlflow_holds_nested_runs_with_metrics_and_artifacts(run_dir):
     assert any(key.startswith("mstep") for key in child.data.metrics)  # Lightning's MLFlowLogger curve
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "round_1")}
     assert {
-        "round_1/selfedits_scored.json",
+        "round_1/selfedits_scored.jsonl",
         "round_1/kept.json",
         "round_1/adapter",
         "round_1/policy",

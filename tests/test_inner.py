@@ -11,9 +11,10 @@ PASSAGE = Passage.from_row(builtin_passages("validation")[0])
 
 def test_lora_update_raises_the_loglik_of_its_own_answers(policy, tokenizer):
     scorer = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=5), RewardConfig(name="answer_loglik"))
-    baseline = scorer.baseline(PASSAGE)
-    adapted = scorer.score(PASSAGE, documents_from_selfedit(PASSAGE, ""), seed=0)
-    assert adapted > baseline + 0.3, (baseline, adapted)
+    result = scorer.score(PASSAGE, documents_from_selfedit(PASSAGE, ""), seed=0)
+    assert result.baseline == scorer.baseline(PASSAGE)
+    assert result.gain == result.reward - result.baseline
+    assert result.gain > 0.3, result
 
 
 def test_nothing_leaks_from_one_selfedit_to_the_next(policy, tokenizer):
@@ -22,7 +23,7 @@ def test_nothing_leaks_from_one_selfedit_to_the_next(policy, tokenizer):
     scorer = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2), RewardConfig(name="answer_loglik"))
     baseline = scorer.baseline(PASSAGE)
     first = scorer.score(PASSAGE, documents_from_selfedit(PASSAGE, "A line the model learns."), seed=0)
-    assert scorer.baseline(PASSAGE) == baseline
+    assert SelfEditScorer(policy, tokenizer, InnerConfig(), RewardConfig()).baseline(PASSAGE) == baseline
     assert [name for name, _ in policy.named_modules()] == modules_before
     after = policy.state_dict()
     assert before.keys() == after.keys()

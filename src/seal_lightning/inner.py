@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import lightning as L
 from peft import PeftModel
@@ -53,8 +54,22 @@ def adapted(
         module.restore_policy().eval()
 
 
+@dataclass(frozen=True)
+class InnerResult:
+    reward: float
+    baseline: float
+
+    @property
+    def gain(self) -> float:
+        return self.reward - self.baseline
+
+
 class SelfEditScorer:
-    """Scores self-edits of passages against the current policy: reward, baseline, gain."""
+    """Scores self-edits of passages against the current policy: reward, baseline and gain.
+
+    The baseline (the policy with no update) is computed once per passage; `baselines` may hold
+    values computed earlier (for example by a run being resumed).
+    """
 
     def __init__(
         self,
@@ -62,17 +77,22 @@ class SelfEditScorer:
         tokenizer: PreTrainedTokenizerBase,
         inner: InnerConfig,
         reward_config: RewardConfig,
+        baselines: dict[str, float] | None = None,
     ) -> None:
         self.policy = policy
         self.tokenizer = tokenizer
         self.inner = inner
         self.reward_config = reward_config
+        self.baselines = dict(baselines or {})
 
     def baseline(self, passage: Passage) -> float:
-        """The reward of the policy with no update."""
-        return reward(self.policy, self.tokenizer, passage.questions, self.reward_config)
+        if passage.key not in self.baselines:
+            self.baselines[passage.key] = reward(self.policy, self.tokenizer, passage.questions, self.reward_config)
+        return self.baselines[passage.key]
 
-    def score(self, passage: Passage, documents: list[str], seed: int) -> float:
-        """The reward after one inner-loop update on `documents` with this seed."""
+    def score(self, passage: Passage, documents: list[str], seed: int) -> InnerResult:
+        """The reward after one inner-loop update on `documents` with this seed, against the baseline."""
+        baseline = self.baseline(passage)
         with adapted(self.policy, self.tokenizer, documents, self.inner, seed) as model:
-            return reward(model, self.tokenizer, passage.questions, self.reward_config)
+            value = reward(model, self.tokenizer, passage.questions, self.reward_config)
+        return InnerResult(reward=value, baseline=baseline)

@@ -8,6 +8,7 @@ Every finished step is in the run directory, so a rerun of the same command redo
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import defaultdict
@@ -144,7 +145,8 @@ class ReSTEM:
             by_key = {p.key: p for p in self.passages}
             pairs = [(self.prompt(by_key[k.passage]), k.completion) for k in kept]
             self.store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
-            self.store.write_json(f"{prefix}/selfedits_scored.json", [asdict(s) | {"gain": s.gain} for s in scored])
+            lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
+            self.store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
             mstep_loss = self.m_step(prefix, policy, pairs, round_index, run_id)
             summary = RoundSummary(
                 round=round_index,
@@ -160,7 +162,7 @@ class ReSTEM:
                 wall_time_s=time.monotonic() - started,
             )
             self.tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
-            for name in ("selfedits_scored.json", "kept.json"):
+            for name in ("selfedits_scored.jsonl", "kept.json"):
                 self.tracker.log_artifact(self.store.path(f"{prefix}/{name}"), prefix)
             self.tracker.log_artifact(self.store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
             self.tracker.log_artifact(self.policy_path(round_index), f"{prefix}/policy")
@@ -188,8 +190,8 @@ class ReSTEM:
         self, prefix: str, policy: PreTrainedModel, selfedits: dict[str, list[str]]
     ) -> list[ScoredSelfEdit]:
         """Every (passage, self-edit, seed) inner loop, each appended to the store when it finishes."""
-        scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward)
         baselines = {r["passage"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
+        scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward, baselines)
         done = {
             (r["passage"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
         }
@@ -204,19 +206,15 @@ class ReSTEM:
         total = sum(len(selfedits[p.key]) for p in self.passages) * len(seeds)
         with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
             for passage, sample, seed in todo:
-                if passage.key not in baselines:
-                    baselines[passage.key] = scorer.baseline(passage)
-                    self.store.append_jsonl(
-                        f"{prefix}/baselines.jsonl",
-                        {"passage": passage.key, "baseline": baselines[passage.key]},
-                    )
                 documents = documents_from_selfedit(passage, selfedits[passage.key][sample])
-                value = scorer.score(passage, documents, seed)
-                done[(passage.key, sample, seed)] = value
-                self.store.append_jsonl(
-                    f"{prefix}/scores.jsonl",
-                    {"passage": passage.key, "sample": sample, "seed": seed, "reward": value},
-                )
+                result = scorer.score(passage, documents, seed)
+                if passage.key not in baselines:
+                    baselines[passage.key] = result.baseline
+                    record = {"passage": passage.key, "baseline": result.baseline}
+                    self.store.append_jsonl(f"{prefix}/baselines.jsonl", record)
+                done[(passage.key, sample, seed)] = result.reward
+                record = {"passage": passage.key, "sample": sample, "seed": seed, "reward": result.reward}
+                self.store.append_jsonl(f"{prefix}/scores.jsonl", record)
                 bar.update()
         per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
         for (passage_key, sample, _seed), value in done.items():
