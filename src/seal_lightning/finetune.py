@@ -6,19 +6,20 @@ tokens only (the inner loop's documents have an empty prompt) and padding masked
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import Logger
 from peft import LoraConfig, PeftModel, get_peft_model
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import LoRAConfig
 
 IGNORE_INDEX = -100
+T = TypeVar("T")
 
 
 def peft_lora_config(config: LoRAConfig) -> LoraConfig:
@@ -56,6 +57,37 @@ def pad_batch(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> di
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+class EpochShuffle(Sampler[int]):
+    """A seeded permutation per epoch that depends only on (seed, epoch), not on how often the loader is
+    iterated (Lightning iterates it more than once), so a run's data order can be reproduced elsewhere."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def epoch_batches(examples: Sequence[T], batch_size: int, epochs: int, seed: int) -> list[list[T]]:
+    """The batches a `LoRAFineTuneModule.fit` run sees, in order, across all its epochs."""
+    sampler = EpochShuffle(len(examples), seed)
+    batches = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        batches.extend(
+            [examples[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)
+        )
+    return batches
+
+
 class LoRAFineTuneModule(L.LightningModule):
     """A fresh LoRA adapter on `base`, trained with AdamW on completion tokens."""
 
@@ -89,8 +121,7 @@ class LoRAFineTuneModule(L.LightningModule):
         loader = DataLoader(
             list(examples),
             batch_size=batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(seed),
+            sampler=EpochShuffle(len(examples), seed),
             collate_fn=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
         )
         trainer = L.Trainer(

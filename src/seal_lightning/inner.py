@@ -17,7 +17,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seal_lightning.config import InnerConfig, RewardConfig
 from seal_lightning.data.knowledge import Passage
 from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
-from seal_lightning.rewards import reward
+from seal_lightning.multilora import stacked_adapters
+from seal_lightning.rewards import adapter_rewards, reward
 
 
 class InnerLoRAModule(LoRAFineTuneModule):
@@ -96,3 +97,17 @@ class SelfEditScorer:
         with adapted(self.policy, self.tokenizer, documents, self.inner, seed) as model:
             value = reward(model, self.tokenizer, passage.questions, self.reward_config)
         return InnerResult(reward=value, baseline=baseline)
+
+    def score_many(self, passage: Passage, updates: list[tuple[list[str], int]]) -> list[InnerResult]:
+        """`score` for several (documents, seed) updates of one passage: together when `inner.batched`."""
+        if not self.inner.batched:
+            return [self.score(passage, documents, seed) for documents, seed in updates]
+        baseline = self.baseline(passage)
+        tokenized = [
+            [tokenize_example(self.tokenizer, "", doc, self.inner.max_length) for doc in documents]
+            for documents, _ in updates
+        ]
+        seeds = [seed for _, seed in updates]
+        with stacked_adapters(self.policy, self.tokenizer, tokenized, seeds, self.inner) as multi:
+            values = adapter_rewards(multi, self.tokenizer, passage.questions, self.reward_config)
+        return [InnerResult(reward=value, baseline=baseline) for value in values]

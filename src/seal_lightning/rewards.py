@@ -19,7 +19,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seal_lightning.config import JudgeConfig, RewardConfig
 from seal_lightning.data.knowledge import Question
 from seal_lightning.errors import SealError
+from seal_lightning.finetune import IGNORE_INDEX, pad_batch
 from seal_lightning.models import chat_prompt
+from seal_lightning.multilora import MultiLoRAModel
 from seal_lightning.sampling.hf import generate_texts
 from seal_lightning.selfedit import ANSWER_TEMPLATE
 
@@ -63,6 +65,18 @@ def question_prompts(tokenizer: PreTrainedTokenizerBase, questions: Sequence[Que
     return [chat_prompt(tokenizer, ANSWER_TEMPLATE.format(question=q.question)) for q in questions]
 
 
+def answer_sequences(
+    tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question]
+) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per question: the question prompt then the gold answer; labels on the answer only."""
+    sequences = []
+    for prompt, question in zip(question_prompts(tokenizer, questions), questions, strict=True):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(question.answer, add_special_tokens=False)["input_ids"]
+        sequences.append((prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids))
+    return sequences
+
+
 @torch.no_grad()
 def answer_loglik(
     model: PreTrainedModel,
@@ -71,31 +85,23 @@ def answer_loglik(
     batch_size: int,
 ) -> list[float]:
     """Mean log-probability per gold answer token, given the question (teacher forcing, no generation)."""
-    prompts = question_prompts(tokenizer, questions)
-    sequences, answer_spans = [], []
-    for prompt, question in zip(prompts, questions, strict=True):
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(question.answer, add_special_tokens=False)["input_ids"]
-        sequences.append(prompt_ids + answer_ids)
-        answer_spans.append((len(prompt_ids), len(prompt_ids) + len(answer_ids)))
+    sequences = answer_sequences(tokenizer, questions)
     was_training = model.training
     model.eval()
     scores: list[float] = []
     for start in range(0, len(sequences), batch_size):
-        chunk = sequences[start : start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, ids in enumerate(chunk):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-        logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device)).logits
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        for row, (begin, end) in enumerate(answer_spans[start : start + batch_size]):
-            # The token at position t is predicted by the logits at t - 1.
-            targets = input_ids[row, begin:end].to(model.device)
-            token_log_probs = log_probs[row, begin - 1 : end - 1].gather(-1, targets[:, None]).squeeze(-1)
-            scores.append(token_log_probs.mean().item())
+        batch = pad_batch(
+            [{"input_ids": ids, "labels": labels} for ids, labels in sequences[start : start + batch_size]],
+            tokenizer.pad_token_id,
+        )
+        batch = {name: tensor.to(model.device) for name, tensor in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        # The token at position t is predicted by the logits at t - 1.
+        targets = batch["labels"][:, 1:]
+        log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        token_log_probs = log_probs.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
+        answer = targets != IGNORE_INDEX
+        scores.extend(((token_log_probs * answer).sum(-1) / answer.sum(-1)).tolist())
     model.train(was_training)
     return scores
 
@@ -126,6 +132,26 @@ def judge_answers(config: JudgeConfig, questions: Sequence[Question], prediction
     return grades
 
 
+def greedy_answers(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question], config: RewardConfig
+) -> list[str]:
+    prompts = question_prompts(tokenizer, questions)
+    texts = generate_texts(
+        model, tokenizer, prompts, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size
+    )
+    return [candidates[0] for candidates in texts]
+
+
+def grade(metric: str, questions: Sequence[Question], predictions: Sequence[str], config: RewardConfig) -> list[float]:
+    """Per-question grades of greedy answers under one generated-answer metric."""
+    golds = [q.answer for q in questions]
+    if metric == "exact_match":
+        return list(map(exact_match, predictions, golds))
+    if metric == "f1":
+        return list(map(token_f1, predictions, golds))
+    return judge_answers(config.judge, questions, predictions)
+
+
 def score_questions(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -137,25 +163,31 @@ def score_questions(
     results: dict[str, float] = {}
     if "answer_loglik" in metrics:
         results["answer_loglik"] = _mean(answer_loglik(model, tokenizer, questions, config.batch_size))
-    if any(metric in GENERATED_METRICS for metric in metrics):
-        predictions = [
-            texts[0]
-            for texts in generate_texts(
-                model,
-                tokenizer,
-                question_prompts(tokenizer, questions),
-                max_new_tokens=config.max_new_tokens,
-                batch_size=config.batch_size,
-            )
-        ]
-        golds = [q.answer for q in questions]
-        if "exact_match" in metrics:
-            results["exact_match"] = _mean(list(map(exact_match, predictions, golds)))
-        if "f1" in metrics:
-            results["f1"] = _mean(list(map(token_f1, predictions, golds)))
-        if "llm_judge" in metrics:
-            results["llm_judge"] = _mean(judge_answers(config.judge, questions, predictions))
+    generated = [metric for metric in metrics if metric in GENERATED_METRICS]
+    if generated:
+        predictions = greedy_answers(model, tokenizer, questions, config)
+        for metric in generated:
+            results[metric] = _mean(grade(metric, questions, predictions, config))
     return results
+
+
+def adapter_rewards(
+    multi: MultiLoRAModel, tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question], config: RewardConfig
+) -> list[float]:
+    """The reward (`reward.name`) of each of K stacked adapters, from one batched pass over all of them."""
+    count = len(questions)
+    if config.name == "answer_loglik":
+        sequences = answer_sequences(tokenizer, questions)
+        values = multi.sequence_log_likelihoods(
+            [(k, ids, labels) for k in range(multi.num_adapters) for ids, labels in sequences]
+        )
+    else:
+        # Every (adapter, question) prompt in one generate call, each row routed to its adapter.
+        multi.routing.set_rows(torch.arange(multi.num_adapters).repeat_interleave(count).to(multi.base.device))
+        batched = RewardConfig(**{**vars(config), "batch_size": multi.num_adapters * count})
+        predictions = greedy_answers(multi.base, tokenizer, list(questions) * multi.num_adapters, batched)
+        values = grade(config.name, list(questions) * multi.num_adapters, predictions, config)
+    return [_mean(values[k * count : (k + 1) * count]) for k in range(multi.num_adapters)]
 
 
 def reward(

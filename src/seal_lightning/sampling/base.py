@@ -11,6 +11,7 @@ from typing import Protocol
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SamplerConfig
+from seal_lightning.errors import SealError
 
 
 class Sampler(Protocol):
@@ -23,7 +24,23 @@ class Sampler(Protocol):
         ...
 
 
-def build_sampler(config: SamplerConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Sampler:
+def build_sampler(
+    config: SamplerConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    model_path: str | None = None,
+) -> Sampler:
+    """The configured backend. vLLM serves weights from disk, so it needs `model_path`, the saved policy folder."""
+    if config.backend == "vllm":
+        from seal_lightning.sampling.vllm import VLLMEngine, VLLMSampler, require_vllm
+
+        require_vllm()
+        if model_path is None:
+            raise SealError("sampler.backend=vllm needs the policy's model folder (model_path) to start the engine")
+        # The engine starts lazily, on the first sample, in the policy's dtype (float32 on the CPU).
+        engine = VLLMEngine(model_path, config.vllm, dtype=getattr(model, "dtype", None))
+        return VLLMSampler(config, engine)
+
     from seal_lightning.sampling.hf import TransformersSampler
 
     return TransformersSampler(config, model, tokenizer)

@@ -1,0 +1,372 @@
+"""Many LoRA adapters on one frozen base, trained and scored together: the batched inner loop.
+
+SEAL's cost is the inner loop: k self-edits x seeds independent LoRA runs per passage. Here the K
+adapters of a passage are stacked into one tensor per target module, and every step runs one
+forward and backward over the frozen base for all of them: the step's documents are packed into
+rows (position ids restart per document, so transformers builds a block-diagonal causal mask and no
+document sees another), and each token goes through its own adapter.
+
+Each adapter comes out as if it had been trained alone with PEFT, because
+- it starts from PEFT's own initialisation under the same seed,
+- it sees the same batches in the same order (the same seeded DataLoader per adapter),
+- its loss is the mean over its own tokens (adapters share no parameter, so the summed loss gives
+  each one exactly its own gradient),
+- `StackedAdamW` is AdamW with a step count per adapter, and adapters without a batch in a step
+  (shorter self-edits) are not touched by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from peft import get_peft_model
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import InnerConfig, LoRAConfig
+from seal_lightning.finetune import IGNORE_INDEX, epoch_batches, peft_lora_config
+
+# Packed rows are cut at this many tokens: attention over a row costs its length squared.
+ROW_TOKENS = 1024
+
+
+class Routing:
+    """Which adapter each token of the current forward goes through (-1: none)."""
+
+    def __init__(self) -> None:
+        self.token_adapter: torch.Tensor | None = None  # [rows, length]
+        self.row_adapter: torch.Tensor | None = None  # [rows], for generation, where length grows
+        self._cache: tuple[tuple[int, ...], list[torch.Tensor]] | None = None
+
+    def set_tokens(self, token_adapter: torch.Tensor) -> None:
+        self.token_adapter, self.row_adapter, self._cache = token_adapter, None, None
+
+    def set_rows(self, row_adapter: torch.Tensor) -> None:
+        self.token_adapter, self.row_adapter, self._cache = None, row_adapter, None
+
+    def indices(self, shape: tuple[int, ...], num_adapters: int) -> list[torch.Tensor]:
+        """Flat token positions of each adapter for an input of `shape` (rows, length, features)."""
+        key = tuple(shape[:-1])
+        if self._cache is None or self._cache[0] != key:
+            if self.token_adapter is not None:
+                flat = self.token_adapter.reshape(-1)
+            else:
+                assert self.row_adapter is not None, "set the routing before a forward"
+                flat = self.row_adapter[:, None].expand(key).reshape(-1)
+            self._cache = (key, [torch.nonzero(flat == k).squeeze(-1) for k in range(num_adapters)])
+        return self._cache[1]
+
+
+class StackedLoRALinear(nn.Module):
+    """A frozen linear layer plus K LoRA adapters, [K, r, in] and [K, out, r], routed per token."""
+
+    def __init__(
+        self, base: nn.Linear, initial: list[tuple[torch.Tensor, torch.Tensor]], scaling: float, routing: Routing
+    ):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Parameter(torch.stack([a for a, _ in initial]).to(base.weight.dtype))
+        self.lora_B = nn.Parameter(torch.stack([b for _, b in initial]).to(base.weight.dtype))
+        self.scaling = scaling
+        self.routing = routing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        flat = x.reshape(-1, x.shape[-1])
+        delta = out.new_zeros(flat.shape[0], out.shape[-1])
+        for k, index in enumerate(self.routing.indices(tuple(x.shape), self.lora_A.shape[0])):
+            if index.numel():
+                update = (flat.index_select(0, index) @ self.lora_A[k].T) @ self.lora_B[k].T
+                delta = delta.index_add(0, index, update * self.scaling)
+        return out + delta.view_as(out)
+
+
+class StackedAdamW(torch.optim.Optimizer):
+    """torch.optim.AdamW's update, per adapter: its own step count, and only adapters marked active move."""
+
+    def __init__(self, params: Sequence[nn.Parameter], num_adapters: int, lr: float, weight_decay: float = 0.01):
+        super().__init__(params, {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay})
+        self.active = torch.ones(num_adapters, dtype=torch.bool)
+        self.steps = torch.zeros(num_adapters)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.steps += self.active.float()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                shape = (-1,) + (1,) * (param.dim() - 1)
+                active = self.active.view(shape).to(param.device)
+                steps = self.steps.clamp(min=1).view(shape).to(param.device)
+                grad = param.grad
+                new_param = param * (1 - lr * decay)
+                exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
+                exp_avg_sq = state["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad
+                bias_correction1 = 1 - beta1**steps
+                bias_correction2_sqrt = (1 - beta2**steps).sqrt()
+                denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+                new_param = new_param - (lr / bias_correction1) * exp_avg / denom
+                param.copy_(torch.where(active, new_param, param))
+                state["exp_avg"] = torch.where(active, exp_avg, state["exp_avg"])
+                state["exp_avg_sq"] = torch.where(active, exp_avg_sq, state["exp_avg_sq"])
+        return loss
+
+
+@dataclass
+class PackedBatch:
+    """Rows of concatenated sequences. Per token: its adapter and its sequence (-1 for row padding);
+    `labels` are already shifted (see `shifted_labels`); `active` marks the adapters present."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    labels: torch.Tensor
+    token_adapter: torch.Tensor
+    token_sequence: torch.Tensor
+    active: torch.Tensor
+
+
+def pack(sequences: Sequence[tuple[int, list[int], list[int]]], num_adapters: int, pad_token_id: int) -> PackedBatch:
+    """Pack (adapter, input_ids, shifted labels) sequences into rows of at most ROW_TOKENS tokens.
+
+    Position ids restart at each sequence, which makes transformers mask attention block-diagonally;
+    the padding at a row's end is a segment of its own that nothing attends to and nothing learns from.
+    """
+    rows: list[list[int]] = [[]]
+    for index, (_, ids, _) in enumerate(sequences):
+        if rows[-1] and sum(len(sequences[i][1]) for i in rows[-1]) + len(ids) > ROW_TOKENS:
+            rows.append([])
+        rows[-1].append(index)
+    width = max(sum(len(sequences[i][1]) for i in row) for row in rows)
+    shape = (len(rows), width)
+    input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
+    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+    token_adapter = torch.full(shape, -1, dtype=torch.long)
+    token_sequence = torch.full(shape, -1, dtype=torch.long)
+    position_ids = torch.zeros(shape, dtype=torch.long)
+    active = torch.zeros(num_adapters, dtype=torch.bool)
+    for r, row in enumerate(rows):
+        start = 0
+        for index in row:
+            adapter, ids, shifted = sequences[index]
+            end = start + len(ids)
+            input_ids[r, start:end] = torch.tensor(ids)
+            labels[r, start:end] = torch.tensor(shifted)
+            token_adapter[r, start:end] = adapter
+            token_sequence[r, start:end] = index
+            position_ids[r, start:end] = torch.arange(len(ids))
+            active[adapter] = True
+            start = end
+        position_ids[r, start:] = torch.arange(width - start)
+    return PackedBatch(input_ids, position_ids, labels, token_adapter, token_sequence, active)
+
+
+def shifted_labels(labels: list[int]) -> list[int]:
+    """Label of position t = token t+1 (what the logits at t predict); the last position predicts nothing."""
+    return [*labels[1:], IGNORE_INDEX]
+
+
+def labelled_log_probs(model: PreTrainedModel, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each labelled token, and where it is: the vocabulary projection runs on
+    labelled positions only, so a packed batch never materialises logits for every token."""
+    hidden = model.base_model(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
+    ).last_hidden_state
+    where = batch.labels != IGNORE_INDEX
+    logits = model.get_output_embeddings()(hidden[where]).float()
+    targets = batch.labels[where]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1), where
+
+
+def group_means(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Mean of `values` per group id (0..num_groups-1); empty groups give 0."""
+    sums = values.new_zeros(num_groups).index_add(0, groups, values)
+    counts = values.new_zeros(num_groups).index_add(0, groups, torch.ones_like(values))
+    return sums / counts.clamp(min=1)
+
+
+class MultiLoRAModel:
+    """Stacked adapters installed into a base model; `remove()` puts the original layers back."""
+
+    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, seeds: Sequence[int]) -> None:
+        self.base = base
+        self.lora = lora
+        self.num_adapters = len(seeds)
+        self.routing = Routing()
+        base.requires_grad_(False)
+        initial = [peft_initial_weights(base, lora, seed) for seed in seeds]
+        self.layers: dict[str, StackedLoRALinear] = {}
+        for name in initial[0]:
+            parent_name, _, child = name.rpartition(".")
+            parent = base.get_submodule(parent_name)
+            layer = StackedLoRALinear(
+                getattr(parent, child), [weights[name] for weights in initial], lora.alpha / lora.rank, self.routing
+            )
+            setattr(parent, child, layer)
+            self.layers[name] = layer
+
+    @torch.no_grad()
+    def sequence_log_likelihoods(self, sequences: Sequence[tuple[int, list[int], list[int]]]) -> list[float]:
+        """Mean log-probability of each (adapter, input_ids, labels) sequence's labelled tokens."""
+        batch = pack([(k, ids, shifted_labels(labels)) for k, ids, labels in sequences], self.num_adapters, 0)
+        batch = PackedBatch(*(getattr(batch, name).to(self.base.device) for name in PackedBatch.__dataclass_fields__))
+        self.routing.set_tokens(batch.token_adapter)
+        log_probs, where = labelled_log_probs(self.base, batch)
+        return group_means(log_probs, batch.token_sequence[where], len(sequences)).tolist()
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for layer in self.layers.values() for p in (layer.lora_A, layer.lora_B)]
+
+    def remove(self) -> None:
+        for name, layer in self.layers.items():
+            parent_name, _, child = name.rpartition(".")
+            setattr(self.base.get_submodule(parent_name), child, layer.base)
+        self.layers = {}
+
+    def adapter_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Adapter k in PEFT's saved-adapter key layout."""
+        state = {}
+        for name, layer in self.layers.items():
+            state[f"base_model.model.{name}.lora_A.weight"] = layer.lora_A[k].detach().clone().contiguous()
+            state[f"base_model.model.{name}.lora_B.weight"] = layer.lora_B[k].detach().clone().contiguous()
+        return state
+
+    def export(self, k: int, folder: Path) -> Path:
+        """Adapter k as a standard PEFT adapter folder (PeftModel.from_pretrained and vLLM load it)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        config = peft_lora_config(self.lora)
+        config.base_model_name_or_path = getattr(self.base, "name_or_path", None)
+        config.save_pretrained(str(folder))
+        save_file(self.adapter_state(k), str(folder / "adapter_model.safetensors"))
+        return folder
+
+
+def peft_initial_weights(
+    base: PreTrainedModel, lora: LoRAConfig, seed: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """PEFT's own initial (A, B) per target module under `seed`, exactly as a sequential run starts."""
+    L.seed_everything(seed, verbose=False)
+    peft_model = get_peft_model(base, peft_lora_config(lora))
+    weights = {}
+    prefix = "base_model.model."
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+            key = name[len(prefix) :] if name.startswith(prefix) else name
+            weights[key] = (
+                module.lora_A["default"].weight.detach().clone(),
+                module.lora_B["default"].weight.detach().clone(),
+            )
+    peft_model.unload()
+    return weights
+
+
+class BatchedInnerLoRAModule(L.LightningModule):
+    """Trains K stacked adapters with one forward/backward per step (see the module docstring)."""
+
+    def __init__(self, multi: MultiLoRAModel, lr: float) -> None:
+        super().__init__()
+        self.multi = multi
+        self.base = multi.base
+        self.lr = lr
+        self.adapter_losses: list[torch.Tensor] = []
+        self.optimizer: StackedAdamW | None = None
+
+    def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
+        # Each adapter's loss is the mean over its own tokens, as PEFT's causal-LM loss would be alone.
+        self.multi.routing.set_tokens(batch.token_adapter)
+        log_probs, where = labelled_log_probs(self.base, batch)
+        losses = -group_means(log_probs, batch.token_adapter[where], self.multi.num_adapters)
+        self.adapter_losses.append(torch.where(batch.active, losses.detach(), torch.nan))
+        assert self.optimizer is not None
+        self.optimizer.active = batch.active
+        return losses.sum()
+
+    def configure_optimizers(self) -> StackedAdamW:
+        self.optimizer = StackedAdamW(self.multi.parameters(), self.multi.num_adapters, lr=self.lr)
+        return self.optimizer
+
+    def transfer_batch_to_device(self, batch: PackedBatch, device: torch.device, dataloader_idx: int) -> PackedBatch:
+        return PackedBatch(*(getattr(batch, name).to(device) for name in PackedBatch.__dataclass_fields__))
+
+
+def step_batches(
+    documents: Sequence[Sequence[dict[str, list[int]]]],
+    seeds: Sequence[int],
+    epochs: int,
+    batch_size: int,
+    pad_token_id: int,
+) -> list[PackedBatch]:
+    """Step j packs batch j of every adapter that has one, in the order a sequential run would see them."""
+    schedules = [
+        epoch_batches(list(examples), batch_size, epochs, seed) for examples, seed in zip(documents, seeds, strict=True)
+    ]
+    steps = []
+    for j in range(max(len(schedule) for schedule in schedules)):
+        sequences = [
+            (k, example["input_ids"], shifted_labels(example["labels"]))
+            for k, schedule in enumerate(schedules)
+            if j < len(schedule)
+            for example in schedule[j]
+        ]
+        steps.append(pack(sequences, len(schedules), pad_token_id))
+    return steps
+
+
+def train_adapters(
+    base: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    documents: Sequence[Sequence[dict[str, list[int]]]],
+    seeds: Sequence[int],
+    config: InnerConfig,
+) -> tuple[MultiLoRAModel, BatchedInnerLoRAModule]:
+    """Install K adapters (adapter k: tokenized documents[k], seed[k]) and train them together."""
+    multi = MultiLoRAModel(base, config.lora, seeds)
+    module = BatchedInnerLoRAModule(multi, config.lr)
+    steps = step_batches(documents, seeds, config.epochs, config.batch_size, tokenizer.pad_token_id)
+    device = next(base.parameters()).device
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    base.train()
+    trainer.fit(module, DataLoader(steps, batch_size=None, shuffle=False))
+    base.eval()
+    return multi, module
+
+
+@contextmanager
+def stacked_adapters(
+    base: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    documents: Sequence[Sequence[dict[str, list[int]]]],
+    seeds: Sequence[int],
+    config: InnerConfig,
+) -> Iterator[MultiLoRAModel]:
+    """Trained stacked adapters for the duration of the block; the base model is restored afterwards."""
+    multi, _ = train_adapters(base, tokenizer, documents, seeds, config)
+    try:
+        yield multi
+    finally:
+        multi.remove()

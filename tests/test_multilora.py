@@ -1,0 +1,113 @@
+"""The batched inner loop against sequential PEFT runs: every adapter must come out as if trained alone."""
+
+import lightning as L
+import pytest
+import torch
+from peft import PeftModel
+
+from seal_lightning.config import InnerConfig, RewardConfig
+from seal_lightning.data.builtin import builtin_passages
+from seal_lightning.data.knowledge import Passage
+from seal_lightning.finetune import tokenize_example
+from seal_lightning.inner import InnerLoRAModule, SelfEditScorer
+from seal_lightning.multilora import StackedAdamW, peft_initial_weights, train_adapters
+from seal_lightning.rewards import adapter_rewards, reward
+from seal_lightning.selfedit import documents_from_selfedit
+
+PASSAGE = Passage.from_row(builtin_passages("validation")[1])
+# Different lengths, so adapters run out of documents at different steps (and must then stand still).
+SELFEDITS = ["The first implication.\nA second, rather longer implication of the passage.", "Just one.", ""]
+SEEDS = [3, 4, 5]
+
+
+def test_stacked_adamw_is_torch_adamw_per_adapter():
+    torch.manual_seed(0)
+    start = torch.randn(3, 4, 5)
+    singles = [torch.nn.Parameter(start[k].clone()) for k in range(3)]
+    optimizers = [torch.optim.AdamW([p], lr=1e-3) for p in singles]
+    stacked = torch.nn.Parameter(start.clone())
+    optimizer = StackedAdamW([stacked], 3, lr=1e-3)
+    for step in range(30):
+        grad = torch.randn(3, 4, 5) * 10.0 ** torch.randint(-6, 1, (3, 1, 1)).float()
+        active = torch.tensor([True, step % 2 == 0, step < 10])
+        for k in range(3):
+            if active[k]:
+                singles[k].grad = grad[k].clone()
+                optimizers[k].step()
+        stacked.grad, optimizer.active = grad, active
+        optimizer.step()
+    for k in range(3):
+        torch.testing.assert_close(stacked[k], singles[k], rtol=0, atol=1e-6)
+
+
+def sequential_and_batched(model, tokenizer, config):
+    documents = [documents_from_selfedit(PASSAGE, edit) for edit in SELFEDITS]
+    tokenized = [[tokenize_example(tokenizer, "", d, config.max_length) for d in docs] for docs in documents]
+    multi, module = train_adapters(model, tokenizer, tokenized, SEEDS, config)
+    batched_losses = torch.stack(module.adapter_losses)
+    batched_states = [multi.adapter_state(k) for k in range(len(SEEDS))]
+    multi.remove()
+    results = []
+    for k, (docs, seed) in enumerate(zip(documents, SEEDS, strict=True)):
+        L.seed_everything(seed, verbose=False)
+        single = InnerLoRAModule(model, config)
+        single.learn(docs, tokenizer, seed)
+        state = {n.replace(".default", ""): v for n, v in single.model.state_dict().items() if "lora_" in n}
+        losses = torch.tensor(single.losses, dtype=batched_losses.dtype)
+        single.restore_policy()
+        results.append(
+            (losses, batched_losses[: len(losses), k], batched_losses[len(losses) :, k], state, batched_states[k])
+        )
+    return results
+
+
+def test_batched_adapters_come_out_as_if_trained_alone(policy, tokenizer):
+    """Per-step losses agree to float32 noise, and so does each adapter's total weight update.
+
+    Weights are compared through the update (trained minus initial): Adam divides each gradient by its
+    own running scale, so float32 noise in near-zero gradient entries moves single weights by a
+    fraction of lr, while the update as a whole must agree to within 1%.
+    """
+    config = InnerConfig(epochs=2, batch_size=2)
+    results = sequential_and_batched(policy, tokenizer, config)
+    for (seq_losses, batched_losses, after_end, seq_state, batched_state), seed in zip(results, SEEDS, strict=True):
+        torch.testing.assert_close(batched_losses, seq_losses, rtol=0, atol=1e-4)
+        assert torch.isnan(after_end).all()  # no step once this adapter's documents ran out
+        initial = peft_initial_weights(policy, config.lora, seed)
+        assert seq_state.keys() == batched_state.keys()
+        difference = update = 0.0
+        for name in seq_state:
+            module, kind = name.removeprefix("base_model.model.").rsplit(".lora_", 1)
+            start = initial[module][0 if kind.startswith("A") else 1]
+            difference += (batched_state[name] - seq_state[name]).pow(2).sum().item()
+            update += (seq_state[name] - start).pow(2).sum().item()
+        assert update > 0
+        assert (difference / update) ** 0.5 < 1e-2
+
+
+def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokenizer, tmp_path):
+    config = InnerConfig(epochs=3)
+    documents = [documents_from_selfedit(PASSAGE, edit) for edit in SELFEDITS]
+    tokenized = [[tokenize_example(tokenizer, "", d, config.max_length) for d in docs] for docs in documents]
+    multi, _ = train_adapters(policy, tokenizer, tokenized, SEEDS, config)
+    folders = [multi.export(k, tmp_path / f"adapter_{k}") for k in range(len(SEEDS))]
+    batched = adapter_rewards(multi, tokenizer, PASSAGE.questions, RewardConfig())
+    multi.remove()
+    for folder, value in zip(folders, batched, strict=True):
+        peft_model = PeftModel.from_pretrained(policy, folder)
+        alone = reward(peft_model, tokenizer, PASSAGE.questions, RewardConfig())
+        peft_model.unload()
+        assert alone == pytest.approx(value, abs=1e-4)
+
+
+@pytest.mark.parametrize("metric", ["answer_loglik", "f1"])
+def test_batched_scoring_agrees_with_sequential_scoring(policy, tokenizer, metric):
+    updates = [(documents_from_selfedit(PASSAGE, edit), seed) for edit, seed in zip(SELFEDITS, SEEDS, strict=True)]
+    rewards = RewardConfig(name=metric, max_new_tokens=16)
+    sequential = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2), rewards).score_many(PASSAGE, updates)
+    batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2, batched=True), rewards).score_many(
+        PASSAGE, updates
+    )
+    for one, other in zip(sequential, batched, strict=True):
+        assert one.baseline == other.baseline
+        assert one.reward == pytest.approx(other.reward, abs=1e-3 if metric == "answer_loglik" else 0.1)
