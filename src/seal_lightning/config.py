@@ -182,6 +182,7 @@ def load_config(
 ) -> SealConfig:
     """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check."""
     merged: DictConfig = OmegaConf.structured(SealConfig)
+    overrides = [expand_shorthand(item) for item in overrides]
     try:
         if defaults:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(defaults)))
@@ -200,6 +201,15 @@ def load_config(
         raise ConfigError(_describe(exc)) from None
     validate(config)
     return config
+
+
+# `sampler=vllm` is short for `sampler.backend=vllm`.
+SHORTHANDS = {"sampler": "sampler.backend"}
+
+
+def expand_shorthand(override: str) -> str:
+    key, sep, value = override.partition("=")
+    return f"{SHORTHANDS[key]}={value}" if sep and key in SHORTHANDS else override
 
 
 def _describe(exc: OmegaConfBaseException) -> str:

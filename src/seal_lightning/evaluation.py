@@ -22,9 +22,9 @@ from seal_lightning.config import SealConfig, to_flat_dict
 from seal_lightning.data.knowledge import Passage, load_knowledge_file
 from seal_lightning.errors import DataError
 from seal_lightning.inner import adapted
-from seal_lightning.models import chat_prompt
+from seal_lightning.models import chat_prompt, resolve_model_path
 from seal_lightning.rewards import score_questions
-from seal_lightning.sampling import build_sampler
+from seal_lightning.sampling import Sampler, build_sampler
 from seal_lightning.selfedit import documents_from_selfedit, passage_document, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
@@ -70,6 +70,7 @@ class Evaluator:
         self.folder = f"evaluate/{evaluation_id(config)}"
         path = config.evaluate.external_selfedits
         self.external = external_selfedits(path) if "passage_external" in config.evaluate.conditions else {}
+        self.sampler: Sampler | None = None
 
     def documents(self, condition: str, passage: Passage) -> list[str] | None:
         """Training documents of a condition; None for no update."""
@@ -78,9 +79,11 @@ class Evaluator:
         if condition == "passage":
             return [passage_document(passage)]
         if condition == "passage_selfedit":
-            sampler = build_sampler(self.config.sampler, self.model, self.tokenizer)
+            if self.sampler is None:
+                path = resolve_model_path(self.config.model.name)
+                self.sampler = build_sampler(self.config.sampler, self.model, self.tokenizer, model_path=path)
             prompt = chat_prompt(self.tokenizer, selfedit_prompt(passage))
-            return documents_from_selfedit(passage, sampler.sample([prompt], 1, seed=self.config.seed)[0][0])
+            return documents_from_selfedit(passage, self.sampler.sample([prompt], 1, seed=self.config.seed)[0][0])
         if passage.key not in self.external:
             raise DataError(f"{self.config.evaluate.external_selfedits}: no self-edit for passage {passage.title!r}")
         return documents_from_selfedit(passage, self.external[passage.key])
@@ -100,11 +103,16 @@ class Evaluator:
         todo = [(c, p) for c in self.config.evaluate.conditions for p in passages if (c, p.key) not in done]
         with self.tracker.run(self.folder, "evaluate", to_flat_dict(self.config)):
             total = len(self.config.evaluate.conditions) * len(passages)
-            for condition, passage in tqdm(todo, total=total, initial=total - len(todo), desc="evaluate"):
-                record = {"condition": condition, "passage": passage.key, "title": passage.title}
-                record |= self.score(condition, passage)
-                self.store.append_jsonl(results_name, record)
-                done[(condition, passage.key)] = record
+            try:
+                for condition, passage in tqdm(todo, total=total, initial=total - len(todo), desc="evaluate"):
+                    record = {"condition": condition, "passage": passage.key, "title": passage.title}
+                    record |= self.score(condition, passage)
+                    self.store.append_jsonl(results_name, record)
+                    done[(condition, passage.key)] = record
+            finally:
+                if self.sampler is not None:
+                    self.sampler.close()
+                    self.sampler = None
             keys = {p.key for p in passages}
             table = summarize([r for (_, key), r in done.items() if key in keys], self.config.evaluate.metrics)
             text = format_table(table, self.config.evaluate.metrics)

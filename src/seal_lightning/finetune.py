@@ -115,6 +115,7 @@ class LoRAFineTuneModule(L.LightningModule):
         batch_size: int,
         seed: int,
         logger: Logger | bool = False,
+        callbacks: list[L.Callback] | None = None,
     ) -> None:
         """Train on `examples` with a Lightning Trainer (shuffled each epoch, seeded)."""
         device = self.model.device
@@ -129,6 +130,7 @@ class LoRAFineTuneModule(L.LightningModule):
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index or 0] if device.type == "cuda" else 1,
             logger=logger,
+            callbacks=callbacks,
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,

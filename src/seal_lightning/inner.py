@@ -19,6 +19,7 @@ from seal_lightning.data.knowledge import Passage
 from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
 from seal_lightning.multilora import stacked_adapters
 from seal_lightning.rewards import adapter_rewards, reward
+from seal_lightning.sampling.base import AdapterAnswerer
 
 
 class InnerLoRAModule(LoRAFineTuneModule):
@@ -79,12 +80,14 @@ class SelfEditScorer:
         inner: InnerConfig,
         reward_config: RewardConfig,
         baselines: dict[str, float] | None = None,
+        answerer: AdapterAnswerer | None = None,
     ) -> None:
         self.policy = policy
         self.tokenizer = tokenizer
         self.inner = inner
         self.reward_config = reward_config
         self.baselines = dict(baselines or {})
+        self.answerer = answerer
 
     def baseline(self, passage: Passage) -> float:
         if passage.key not in self.baselines:
@@ -109,5 +112,5 @@ class SelfEditScorer:
         ]
         seeds = [seed for _, seed in updates]
         with stacked_adapters(self.policy, self.tokenizer, tokenized, seeds, self.inner) as multi:
-            values = adapter_rewards(multi, self.tokenizer, passage.questions, self.reward_config)
+            values = adapter_rewards(multi, self.tokenizer, passage.questions, self.reward_config, self.answerer)
         return [InnerResult(reward=value, baseline=baseline) for value in values]

@@ -38,12 +38,16 @@ ROW_TOKENS = 1024
 
 
 class Routing:
-    """Which adapter each token of the current forward goes through (-1: none)."""
+    """Which adapter each token of the current forward goes through (-1: none), as runs of equal adapters.
+
+    Tokens are packed adapter by adapter, so the flattened tokens fall into a few contiguous runs: the
+    layers split the input into those runs (whose backward is one concatenation), never gather/scatter.
+    """
 
     def __init__(self) -> None:
         self.token_adapter: torch.Tensor | None = None  # [rows, length]
-        self.row_adapter: torch.Tensor | None = None  # [rows], for generation, where length grows
-        self._cache: tuple[tuple[int, ...], list[torch.Tensor]] | None = None
+        self.row_adapter: torch.Tensor | None = None  # [rows], for generation, where the length grows
+        self._cache: tuple[tuple[int, ...], list[int], list[int]] | None = None
 
     def set_tokens(self, token_adapter: torch.Tensor) -> None:
         self.token_adapter, self.row_adapter, self._cache = token_adapter, None, None
@@ -51,8 +55,8 @@ class Routing:
     def set_rows(self, row_adapter: torch.Tensor) -> None:
         self.token_adapter, self.row_adapter, self._cache = None, row_adapter, None
 
-    def indices(self, shape: tuple[int, ...], num_adapters: int) -> list[torch.Tensor]:
-        """Flat token positions of each adapter for an input of `shape` (rows, length, features)."""
+    def runs(self, shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
+        """(adapters, lengths) of the consecutive runs of flattened tokens for an input of `shape`."""
         key = tuple(shape[:-1])
         if self._cache is None or self._cache[0] != key:
             if self.token_adapter is not None:
@@ -60,12 +64,13 @@ class Routing:
             else:
                 assert self.row_adapter is not None, "set the routing before a forward"
                 flat = self.row_adapter[:, None].expand(key).reshape(-1)
-            self._cache = (key, [torch.nonzero(flat == k).squeeze(-1) for k in range(num_adapters)])
-        return self._cache[1]
+            adapters, lengths = torch.unique_consecutive(flat, return_counts=True)
+            self._cache = (key, adapters.tolist(), lengths.tolist())
+        return self._cache[1], self._cache[2]
 
 
 class StackedLoRALinear(nn.Module):
-    """A frozen linear layer plus K LoRA adapters, [K, r, in] and [K, out, r], routed per token."""
+    """A frozen linear layer plus K LoRA adapters, [K, r, in] and [K, out, r], routed per run of tokens."""
 
     def __init__(
         self, base: nn.Linear, initial: list[tuple[torch.Tensor, torch.Tensor]], scaling: float, routing: Routing
@@ -79,13 +84,16 @@ class StackedLoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
-        flat = x.reshape(-1, x.shape[-1])
-        delta = out.new_zeros(flat.shape[0], out.shape[-1])
-        for k, index in enumerate(self.routing.indices(tuple(x.shape), self.lora_A.shape[0])):
-            if index.numel():
-                update = (flat.index_select(0, index) @ self.lora_A[k].T) @ self.lora_B[k].T
-                delta = delta.index_add(0, index, update * self.scaling)
-        return out + delta.view_as(out)
+        adapters, lengths = self.routing.runs(tuple(x.shape))
+        # unbind/split/cat have one-op backwards; indexing per adapter would scatter into full-size zeros.
+        a_weights, b_weights = self.lora_A.unbind(0), self.lora_B.unbind(0)
+        pieces = []
+        for adapter, chunk in zip(adapters, x.reshape(-1, x.shape[-1]).split(lengths), strict=True):
+            if adapter < 0:
+                pieces.append(chunk.new_zeros(chunk.shape[0], out.shape[-1]))
+            else:
+                pieces.append((chunk @ a_weights[adapter].T) @ b_weights[adapter].T * self.scaling)
+        return out + torch.cat(pieces).view_as(out)
 
 
 class StackedAdamW(torch.optim.Optimizer):

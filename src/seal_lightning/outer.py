@@ -8,6 +8,7 @@ Every finished step is in the run directory, so a rerun of the same command redo
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -16,16 +17,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import lightning as L
 from lightning.pytorch.loggers import Logger
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import OuterConfig, SealConfig, to_flat_dict
 from seal_lightning.data.knowledge import Passage
 from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
 from seal_lightning.inner import SelfEditScorer
-from seal_lightning.models import chat_prompt, load_model
-from seal_lightning.sampling import Sampler, build_sampler
+from seal_lightning.models import chat_prompt, load_model, resolve_model_path
+from seal_lightning.sampling import Sampler
+from seal_lightning.sampling.callback import build_sampling_callback
 from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
@@ -44,6 +48,7 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         tokenizer: PreTrainedTokenizerBase,
         seed: int,
         logger: Logger | bool = False,
+        callbacks: list[L.Callback] | None = None,
     ) -> float:
         """Train on the pairs; returns the mean loss of the last epoch."""
         examples = [tokenize_example(tokenizer, p, c, self.config.max_length) for p, c in pairs]
@@ -54,6 +59,7 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
             batch_size=self.config.batch_size,
             seed=seed,
             logger=logger,
+            callbacks=callbacks,
         )
         steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
         last_epoch = self.losses[-steps_per_epoch:]
@@ -110,36 +116,50 @@ class ReSTEM:
         tokenizer: PreTrainedTokenizerBase,
         store: RunStore,
         tracker: Tracker,
+        callbacks: list[ReSTEMCallback] | None = None,
     ) -> None:
         self.config = config
         self.passages = passages
         self.tokenizer = tokenizer
         self.store = store
         self.tracker = tracker
+        self.sampling = build_sampling_callback(config.sampler, tokenizer)
+        self.callbacks: list[ReSTEMCallback] = [self.sampling, *(callbacks or [])]
 
-    def policy_path(self, round_index: int) -> Path:
-        return self.store.path(f"round_{round_index}/policy")
+    def policy_path(self, round_index: int) -> str:
+        """Where the policy that round `round_index` ends with is saved (round 0: the starting model)."""
+        if round_index == 0:
+            return resolve_model_path(self.config.model.name)
+        return str(self.store.path(f"round_{round_index}/policy"))
 
     def fit(self) -> list[RoundSummary]:
         summaries = []
         with self.tracker.run("fit", "fit", to_flat_dict(self.config)):
-            for round_index in range(1, self.config.outer.rounds + 1):
-                summary = self.store.read_json(f"round_{round_index}/summary.json")
-                if summary is None:
-                    summary = asdict(self.run_round(round_index))
-                else:
-                    print(f"round {round_index}: already finished, skipped")
-                summaries.append(RoundSummary(**summary))
+            for callback in self.callbacks:
+                callback.on_restem_start(self)
+            try:
+                for round_index in range(1, self.config.outer.rounds + 1):
+                    summary = self.store.read_json(f"round_{round_index}/summary.json")
+                    if summary is None:
+                        summary = asdict(self.run_round(round_index))
+                    else:
+                        print(f"round {round_index}: already finished, skipped")
+                    summaries.append(RoundSummary(**summary))
+            finally:
+                for callback in self.callbacks:
+                    callback.on_restem_end(self)
         return summaries
 
     def run_round(self, round_index: int) -> RoundSummary:
         started = time.monotonic()
-        previous = self.policy_path(round_index - 1)
-        policy = load_model(self.config.model, str(previous) if round_index > 1 else None)
+        policy_path = self.policy_path(round_index - 1)
+        policy = load_model(self.config.model, policy_path)
         prefix = f"round_{round_index}"
         with self.tracker.run(prefix, prefix) as run_id:
-            sampler = build_sampler(self.config.sampler, policy, self.tokenizer)
-            selfedits = self.sample_selfedits(prefix, sampler, round_index)
+            for callback in self.callbacks:
+                callback.before_e_step(self, round_index, policy, policy_path)
+            assert self.sampling.sampler is not None
+            selfedits = self.sample_selfedits(prefix, self.sampling.sampler, round_index)
             scored = self.score_selfedits(prefix, policy, selfedits)
             kept = select_best(scored, self.config.outer.min_gain)
             by_key = {p.key: p for p in self.passages}
@@ -191,7 +211,9 @@ class ReSTEM:
     ) -> list[ScoredSelfEdit]:
         """Every (passage, self-edit, seed) inner loop, each appended to the store when it finishes."""
         baselines = {r["passage"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
-        scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward, baselines)
+        # With vLLM, the batched inner loop answers through its adapters in one engine call.
+        answerer = self.sampling.answerer(self.config.reward) if self.config.inner.batched else None
+        scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward, baselines, answerer)
         done = {
             (r["passage"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
         }
@@ -204,18 +226,25 @@ class ReSTEM:
             if (passage.key, sample, seed) not in done
         ]
         total = sum(len(selfedits[p.key]) for p in self.passages) * len(seeds)
+        # Batched: all of a passage's unfinished inner loops train together; else one by one.
+        chunks = (
+            [list(group) for _, group in itertools.groupby(todo, key=lambda item: item[0].key)]
+            if self.config.inner.batched
+            else [[item] for item in todo]
+        )
         with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
-            for passage, sample, seed in todo:
-                documents = documents_from_selfedit(passage, selfedits[passage.key][sample])
-                result = scorer.score(passage, documents, seed)
-                if passage.key not in baselines:
-                    baselines[passage.key] = result.baseline
-                    record = {"passage": passage.key, "baseline": result.baseline}
-                    self.store.append_jsonl(f"{prefix}/baselines.jsonl", record)
-                done[(passage.key, sample, seed)] = result.reward
-                record = {"passage": passage.key, "sample": sample, "seed": seed, "reward": result.reward}
-                self.store.append_jsonl(f"{prefix}/scores.jsonl", record)
-                bar.update()
+            for chunk in chunks:
+                passage = chunk[0][0]
+                updates = [(documents_from_selfedit(passage, selfedits[passage.key][s]), seed) for _, s, seed in chunk]
+                for (_, sample, seed), result in zip(chunk, scorer.score_many(passage, updates), strict=True):
+                    if passage.key not in baselines:
+                        baselines[passage.key] = result.baseline
+                        record = {"passage": passage.key, "baseline": result.baseline}
+                        self.store.append_jsonl(f"{prefix}/baselines.jsonl", record)
+                    done[(passage.key, sample, seed)] = result.reward
+                    record = {"passage": passage.key, "sample": sample, "seed": seed, "reward": result.reward}
+                    self.store.append_jsonl(f"{prefix}/scores.jsonl", record)
+                    bar.update()
         per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
         for (passage_key, sample, _seed), value in done.items():
             per_selfedit[(passage_key, sample)].append(value)
@@ -247,7 +276,9 @@ class ReSTEM:
             return float("nan")
         module = ReSTEMPolicyModule(policy, self.config.outer)
         logger = self.tracker.lightning_logger(run_id, prefix="mstep")
-        loss = module.learn(pairs, self.tokenizer, seed=self.config.seed + round_index, logger=logger)
+        loss = module.learn(
+            pairs, self.tokenizer, seed=self.config.seed + round_index, logger=logger, callbacks=self.callbacks
+        )
         self.store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
         self.store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
         return loss

@@ -8,10 +8,13 @@ for the built-in model; `exact_match` and `f1` grade greedy answers with SQuAD n
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import re
 import string
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,6 +25,7 @@ from seal_lightning.errors import SealError
 from seal_lightning.finetune import IGNORE_INDEX, pad_batch
 from seal_lightning.models import chat_prompt
 from seal_lightning.multilora import MultiLoRAModel
+from seal_lightning.sampling.base import AdapterAnswerer
 from seal_lightning.sampling.hf import generate_texts
 from seal_lightning.selfedit import ANSWER_TEMPLATE
 
@@ -172,22 +176,37 @@ def score_questions(
 
 
 def adapter_rewards(
-    multi: MultiLoRAModel, tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question], config: RewardConfig
+    multi: MultiLoRAModel,
+    tokenizer: PreTrainedTokenizerBase,
+    questions: Sequence[Question],
+    config: RewardConfig,
+    answerer: AdapterAnswerer | None = None,
 ) -> list[float]:
-    """The reward (`reward.name`) of each of K stacked adapters, from one batched pass over all of them."""
-    count = len(questions)
+    """The reward (`reward.name`) of each of K stacked adapters, from one batched pass over all of them.
+
+    Greedy answers come from one routed `generate` call, or, given an `answerer` (vLLM), from the
+    adapters exported as PEFT folders with one LoRA request per prompt.
+    """
+    count, adapters = len(questions), multi.num_adapters
     if config.name == "answer_loglik":
         sequences = answer_sequences(tokenizer, questions)
         values = multi.sequence_log_likelihoods(
-            [(k, ids, labels) for k in range(multi.num_adapters) for ids, labels in sequences]
+            [(k, ids, labels) for k in range(adapters) for ids, labels in sequences]
         )
+        return [_mean(values[k * count : (k + 1) * count]) for k in range(adapters)]
+    all_questions = list(questions) * adapters
+    if answerer is not None:
+        with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:
+            paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(adapters)]
+            prompts = question_prompts(tokenizer, questions) * adapters
+            predictions = answerer(prompts, [path for path in paths for _ in range(count)])
     else:
         # Every (adapter, question) prompt in one generate call, each row routed to its adapter.
-        multi.routing.set_rows(torch.arange(multi.num_adapters).repeat_interleave(count).to(multi.base.device))
-        batched = RewardConfig(**{**vars(config), "batch_size": multi.num_adapters * count})
-        predictions = greedy_answers(multi.base, tokenizer, list(questions) * multi.num_adapters, batched)
-        values = grade(config.name, list(questions) * multi.num_adapters, predictions, config)
-    return [_mean(values[k * count : (k + 1) * count]) for k in range(multi.num_adapters)]
+        multi.routing.set_rows(torch.arange(adapters).repeat_interleave(count).to(multi.base.device))
+        batched = dataclasses.replace(config, batch_size=adapters * count)
+        predictions = greedy_answers(multi.base, tokenizer, all_questions, batched)
+    values = grade(config.name, all_questions, predictions, config)
+    return [_mean(values[k * count : (k + 1) * count]) for k in range(adapters)]
 
 
 def reward(

@@ -57,8 +57,8 @@ class Tracker:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         mlflow.log_metrics(metrics, step=step)
 
-    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        if path.is_dir():
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if Path(path).is_dir():
             mlflow.log_artifacts(str(path), artifact_path=artifact_path)
         else:
             mlflow.log_artifact(str(path), artifact_path=artifact_path)

@@ -6,6 +6,7 @@ LoRA request for vLLM), so the outer loop never calls a backend directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,6 +23,14 @@ class Sampler(Protocol):
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
         """Sample from this policy from now on; `path` is where it was saved (for engines that reload)."""
         ...
+
+    def close(self) -> None:
+        """Release what the backend holds (an engine's worker process)."""
+        ...
+
+
+# prompts, adapter folders (one per prompt) -> greedy answers, all in one batch.
+AdapterAnswerer = Callable[[list[str], list[str]], list[str]]
 
 
 def build_sampler(

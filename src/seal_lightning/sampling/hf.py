@@ -73,3 +73,6 @@ class TransformersSampler:
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
         self.model = model
+
+    def close(self) -> None:
+        """Nothing to release: the model belongs to the caller."""

@@ -1,0 +1,140 @@
+"""Self-edits scored per minute: reference-style sequential inner loops against the batched inner loop.
+
+    bash scripts/run.sh python benchmarks/inner_loop.py --passages 1 --selfedits 5 --seeds 3 --epochs 2
+
+(a) reference: a fresh PEFT model per (self-edit, seed), one after another, answers with `generate` (F1);
+(b) batched adapters, answers through vLLM with one LoRARequest per prompt (F1);
+(c) batched adapters with the answer log-likelihood reward.
+All three score the same self-edits with the same seeds, in this process. Training throughput is
+reported as a fraction of this machine's fp32 matmul peak, measured here too. Results go to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from seal_lightning.cli import quiet_libraries
+from seal_lightning.config import DataConfig, InnerConfig, ModelConfig, RewardConfig, SamplerConfig
+from seal_lightning.data.knowledge import load_passages
+from seal_lightning.finetune import tokenize_example
+from seal_lightning.inner import SelfEditScorer
+from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, load_tokenizer
+from seal_lightning.multilora import stacked_adapters
+from seal_lightning.rewards import grade, question_prompts
+from seal_lightning.sampling.hf import TransformersSampler
+from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
+from seal_lightning.store import RunStore
+from seal_lightning.tracking import Tracker
+from seal_lightning.config import TrackingConfig
+
+
+def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passages", type=int, default=1)
+    parser.add_argument("--selfedits", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="self-edit length")
+    parser.add_argument("--skip", default="", help="comma-separated sides to skip: a,b,c")
+    parser.add_argument("--run-dir", default="runs/benchmarks")
+    args = parser.parse_args()
+    quiet_libraries()
+    skip = set(filter(None, args.skip.split(",")))
+
+    tokenizer, policy = load_tokenizer(ModelConfig()), load_model(ModelConfig())
+    passages = load_passages(DataConfig(builtin_split="validation", limit=args.passages))
+    sampler = TransformersSampler(SamplerConfig(max_new_tokens=args.max_new_tokens), policy, tokenizer)
+    selfedits = sampler.sample([chat_prompt(tokenizer, selfedit_prompt(p)) for p in passages], args.selfedits, seed=0)
+    seeds = list(range(args.seeds))
+    inner = InnerConfig(epochs=args.epochs)
+    per_passage = [
+        [(documents_from_selfedit(p, edit), seed) for edit in edits for seed in seeds]
+        for p, edits in zip(passages, selfedits, strict=True)
+    ]
+    count = sum(len(updates) for updates in per_passage)
+    tokens = sum(
+        len(tokenize_example(tokenizer, "", doc, inner.max_length)["input_ids"]) * inner.epochs
+        for updates in per_passage
+        for documents, _ in updates
+        for doc in documents
+    )
+    peak = matmul_peak_flops()
+    params = sum(p.numel() for p in policy.parameters())
+    results: dict[str, tuple[float, list[float]]] = {}
+
+    def timed(name: str, run) -> None:  # noqa: ANN001
+        start = time.perf_counter()
+        rewards = run()
+        results[name] = (time.perf_counter() - start, rewards)
+        print(f"{name}: {count} self-edit inner loops in {results[name][0]:.1f} s", flush=True)
+
+    f1 = RewardConfig(name="f1")
+    if "a" not in skip:
+        scorer = SelfEditScorer(policy, tokenizer, inner, f1)
+        timed("a", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in scorer.score_many(p, u)])
+    if "c" not in skip:
+        batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=args.epochs, batched=True), RewardConfig())
+        timed("c", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in batched.score_many(p, u)])
+    if "b" not in skip:
+        from seal_lightning.sampling.vllm import VLLMEngine, generate_answers
+
+        engine = VLLMEngine(SamplerConfig().vllm, str(builtin_model_folder()), dtype=torch.float32, seed=0)
+        engine.generate(["warm-up"], None)
+        print("vLLM engine started (not counted)", flush=True)
+
+        def batched_with_vllm() -> list[float]:
+            rewards = []
+            for passage, updates in zip(passages, per_passage, strict=True):
+                tokenized = [[tokenize_example(tokenizer, "", d, inner.max_length) for d in docs] for docs, _ in updates]
+                with tempfile.TemporaryDirectory() as folder, stacked_adapters(
+                    policy, tokenizer, tokenized, [s for _, s in updates], inner
+                ) as multi:
+                    adapters = [str(multi.export(k, Path(folder) / f"a{k}")) for k in range(multi.num_adapters)]
+                    prompts = question_prompts(tokenizer, passage.questions)
+                    answers = generate_answers(
+                        engine,
+                        prompts * len(adapters),
+                        [a for a in adapters for _ in prompts],
+                        f1.max_new_tokens,
+                    )
+                    grades = grade("f1", list(passage.questions) * len(adapters), answers, f1)
+                    n = len(prompts)
+                    rewards.extend(sum(grades[k * n : (k + 1) * n]) / n for k in range(len(adapters)))
+            return rewards
+
+        timed("b", batched_with_vllm)
+        engine.close()
+
+    names = {"a": "reference (sequential PEFT, generate, F1)", "b": "batched + vLLM answers (F1)", "c": "batched + log-likelihood"}
+    print(f"\nmatmul peak (fp32, 2048^2): {peak / 1e9:.1f} GFLOP/s; {count} inner loops, {tokens} training tokens")
+    print(f"{'side':<44} {'loops/min':>10} {'vs (a)':>8} {'train+score FLOP/s % peak':>26}  mean reward")
+    metrics = {}
+    for key, (seconds, rewards) in results.items():
+        per_minute = count / seconds * 60
+        ratio = per_minute / (count / results["a"][0] * 60) if "a" in results else float("nan")
+        # A LoRA step on a frozen base costs about 4N FLOP per token (forward 2N, input gradients 2N).
+        utilisation = 4 * params * tokens / seconds / peak
+        print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x {utilisation:>25.0%}  {sum(rewards) / len(rewards):.4f}")
+        metrics |= {f"{key}_loops_per_min": per_minute, f"{key}_vs_a": ratio, f"{key}_peak_fraction": utilisation}
+    store = RunStore(args.run_dir)
+    tracker = Tracker(TrackingConfig(experiment="benchmarks"), store)
+    with tracker.run(f"inner_loop_{time.strftime('%Y%m%d-%H%M%S')}", "inner_loop", vars(args)):
+        tracker.log_metrics(metrics | {"matmul_peak_gflops": peak / 1e9})
+
+
+if __name__ == "__main__":
+    main()
