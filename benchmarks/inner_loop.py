@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from seal_lightning.cli import quiet_libraries
-from seal_lightning.config import DataConfig, InnerConfig, ModelConfig, RewardConfig, SamplerConfig
+from seal_lightning.config import DataConfig, InnerConfig, ModelConfig, RewardConfig, SamplerConfig, TrackingConfig
 from seal_lightning.data.knowledge import load_passages
 from seal_lightning.finetune import tokenize_example
 from seal_lightning.inner import SelfEditScorer
@@ -30,7 +30,6 @@ from seal_lightning.sampling.hf import TransformersSampler
 from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
-from seal_lightning.config import TrackingConfig
 
 
 def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
@@ -76,7 +75,7 @@ def main() -> None:
     params = sum(p.numel() for p in policy.parameters())
     results: dict[str, tuple[float, list[float]]] = {}
 
-    def timed(name: str, run) -> None:  # noqa: ANN001
+    def timed(name: str, run) -> None:
         start = time.perf_counter()
         rewards = run()
         results[name] = (time.perf_counter() - start, rewards)
@@ -85,24 +84,32 @@ def main() -> None:
     f1 = RewardConfig(name="f1")
     if "a" not in skip:
         scorer = SelfEditScorer(policy, tokenizer, inner, f1)
-        timed("a", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in scorer.score_many(p, u)])
+        timed(
+            "a", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in scorer.score_many(p, u)]
+        )
     if "c" not in skip:
         batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=args.epochs, batched=True), RewardConfig())
-        timed("c", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in batched.score_many(p, u)])
+        timed(
+            "c",
+            lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in batched.score_many(p, u)],
+        )
     if "b" not in skip:
         from seal_lightning.sampling.vllm import VLLMEngine, generate_answers
 
-        engine = VLLMEngine(SamplerConfig().vllm, str(builtin_model_folder()), dtype=torch.float32, seed=0)
-        engine.generate(["warm-up"], None)
+        engine = VLLMEngine(builtin_model_folder(), SamplerConfig().vllm, dtype=torch.float32, seed=0)
+        generate_answers(engine, ["warm-up"], [None], 1)
         print("vLLM engine started (not counted)", flush=True)
 
         def batched_with_vllm() -> list[float]:
             rewards = []
             for passage, updates in zip(passages, per_passage, strict=True):
-                tokenized = [[tokenize_example(tokenizer, "", d, inner.max_length) for d in docs] for docs, _ in updates]
-                with tempfile.TemporaryDirectory() as folder, stacked_adapters(
-                    policy, tokenizer, tokenized, [s for _, s in updates], inner
-                ) as multi:
+                tokenized = [
+                    [tokenize_example(tokenizer, "", d, inner.max_length) for d in docs] for docs, _ in updates
+                ]
+                with (
+                    tempfile.TemporaryDirectory() as folder,
+                    stacked_adapters(policy, tokenizer, tokenized, [s for _, s in updates], inner) as multi,
+                ):
                     adapters = [str(multi.export(k, Path(folder) / f"a{k}")) for k in range(multi.num_adapters)]
                     prompts = question_prompts(tokenizer, passage.questions)
                     answers = generate_answers(
@@ -119,7 +126,11 @@ def main() -> None:
         timed("b", batched_with_vllm)
         engine.close()
 
-    names = {"a": "reference (sequential PEFT, generate, F1)", "b": "batched + vLLM answers (F1)", "c": "batched + log-likelihood"}
+    names = {
+        "a": "reference (sequential PEFT, generate, F1)",
+        "b": "batched + vLLM answers (F1)",
+        "c": "batched + log-likelihood",
+    }
     print(f"\nmatmul peak (fp32, 2048^2): {peak / 1e9:.1f} GFLOP/s; {count} inner loops, {tokens} training tokens")
     print(f"{'side':<44} {'loops/min':>10} {'vs (a)':>8} {'train+score FLOP/s % peak':>26}  mean reward")
     metrics = {}
@@ -128,7 +139,8 @@ def main() -> None:
         ratio = per_minute / (count / results["a"][0] * 60) if "a" in results else float("nan")
         # A LoRA step on a frozen base costs about 4N FLOP per token (forward 2N, input gradients 2N).
         utilisation = 4 * params * tokens / seconds / peak
-        print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x {utilisation:>25.0%}  {sum(rewards) / len(rewards):.4f}")
+        mean_reward = sum(rewards) / len(rewards)
+        print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x {utilisation:>25.0%}  {mean_reward:.4f}")
         metrics |= {f"{key}_loops_per_min": per_minute, f"{key}_vs_a": ratio, f"{key}_peak_fraction": utilisation}
     store = RunStore(args.run_dir)
     tracker = Tracker(TrackingConfig(experiment="benchmarks"), store)

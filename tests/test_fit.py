@@ -103,3 +103,17 @@ def test_interrupted_round_resumes_from_the_last_finished_score(run_dir, tmp_pat
 def test_other_settings_on_the_same_run_dir_are_refused(run_dir, capsys):
     assert main(["fit", f"run_dir={run_dir}", *TINY, "inner.lr=0.5"]) == 2
     assert "inner.lr" in capsys.readouterr().err
+
+
+def test_fit_with_vllm_sampling_and_batched_inner_loop(tmp_path, capsys):
+    """The fast path end to end: one vLLM engine across two rounds (reloaded with round 1's policy)."""
+    pytest.importorskip("vllm", reason="vLLM is not installed")
+    run_dir = tmp_path / "fast"
+    argv = ["fit", f"run_dir={run_dir}", *TINY, "outer.rounds=2", "sampler=vllm", "inner.batched=true"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "round 2/2" in out
+    for round_index in (1, 2):
+        assert len((run_dir / f"round_{round_index}" / "scores.jsonl").read_text().splitlines()) == 4
+    first, second = (json.loads((run_dir / f"round_{r}" / "selfedits.json").read_text()) for r in (1, 2))
+    assert first.keys() == second.keys() and first != second

@@ -45,8 +45,9 @@ class VLLMConfig:
     # None: 0.25 on the CPU (the default 0.92 fails there), 0.85 on a GPU.
     gpu_memory_utilization: float | None = None
     max_model_len: int = 2048
-    # The M-step adapter is rank 64; inner-loop adapters are rank 32.
-    max_lora_rank: int = 64
+    # LoRA requests serve inner-loop adapters (rank 32); the M-step adapter is merged and reloaded, never
+    # served. On the CPU backend LoRA cost grows with this padding rank, so keep it at the inner rank.
+    max_lora_rank: int = 32
     max_loras: int = 16
     enforce_eager: bool = True
 

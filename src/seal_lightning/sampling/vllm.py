@@ -29,6 +29,9 @@ INSTALL_HINT = (
 # On the CPU backend this is a fraction of NUMA node 0's RAM; vLLM's default 0.92 fails to start there.
 CPU_MEMORY_UTILIZATION = 0.25
 GPU_MEMORY_UTILIZATION = 0.85
+# vLLM's CPU backend keeps one core free of compute threads for its engine loop; on a machine this small
+# that halves the compute (2 cores: E-step sampling went from 51 to 75 tokens/s with none reserved).
+SMALL_CPU_CORES = 4
 
 
 def require_vllm() -> ModuleType:
@@ -44,6 +47,12 @@ def _on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _dtype_name(dtype: torch.dtype | str | None, on_cpu: bool) -> str:
@@ -90,6 +99,9 @@ class VLLMEngine:
             memory = self.config.gpu_memory_utilization
             if memory is None:
                 memory = CPU_MEMORY_UTILIZATION if on_cpu else GPU_MEMORY_UTILIZATION
+            if on_cpu and _usable_cores() <= SMALL_CPU_CORES:
+                # Read by the engine process vLLM spawns; an explicit setting wins.
+                os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             self._llm = vllm.LLM(
                 model=self.model_path,
                 dtype=_dtype_name(self.dtype, on_cpu),
