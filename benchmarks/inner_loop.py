@@ -4,7 +4,8 @@
 
 (a) reference: a fresh PEFT model per (self-edit, seed), one after another, answers with `generate` (F1);
 (b) batched adapters, answers through vLLM with one LoRARequest per prompt (F1);
-(c) batched adapters with the answer log-likelihood reward.
+(c) batched adapters with the answer log-likelihood reward;
+(d) batched adapters, answers from one in-process `generate` with each row routed to its adapter (F1).
 All three score the same self-edits with the same seeds, in this process. Training throughput is
 reported as a fraction of this machine's fp32 matmul peak, measured here too. Results go to MLflow.
 """
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=128, help="self-edit length")
-    parser.add_argument("--skip", default="", help="comma-separated sides to skip: a,b,c")
+    parser.add_argument("--skip", default="", help="comma-separated sides to skip: a,b,c,d")
     parser.add_argument("--run-dir", default="runs/benchmarks")
     args = parser.parse_args()
     quiet_libraries()
@@ -86,6 +87,11 @@ def main() -> None:
         scorer = SelfEditScorer(policy, tokenizer, inner, f1)
         timed(
             "a", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in scorer.score_many(p, u)]
+        )
+    if "d" not in skip:
+        routed = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=args.epochs, batched=True), f1)
+        timed(
+            "d", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in routed.score_many(p, u)]
         )
     if "c" not in skip:
         batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=args.epochs, batched=True), RewardConfig())
@@ -127,6 +133,7 @@ def main() -> None:
         engine.close()
 
     names = {
+        "d": "batched + routed generate answers (F1)",
         "a": "reference (sequential PEFT, generate, F1)",
         "b": "batched + vLLM answers (F1)",
         "c": "batched + log-likelihood",

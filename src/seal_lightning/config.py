@@ -50,6 +50,9 @@ class VLLMConfig:
     max_lora_rank: int = 32
     max_loras: int = 16
     enforce_eager: bool = True
+    # Answer the batched inner loop's reward questions through LoRA requests. None: on a GPU only; on the
+    # CPU backend LoRA requests are slow and routed in-process generation wins (benchmarks/inner_loop.py).
+    serve_answers: bool | None = None
 
 
 @dataclass

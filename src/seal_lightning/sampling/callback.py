@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
@@ -60,6 +61,9 @@ class VLLMSamplingCallback(SamplingCallback):
     def answerer(self, reward: RewardConfig) -> AdapterAnswerer | None:
         from seal_lightning.sampling.vllm import VLLMSampler, generate_answers
 
+        serve = self.config.vllm.serve_answers
+        if not (torch.cuda.is_available() if serve is None else serve):
+            return None
         sampler = self.sampler
         assert isinstance(sampler, VLLMSampler), "answers go through the engine once a round has started"
         return lambda prompts, adapters: generate_answers(sampler.engine, prompts, adapters, reward.max_new_tokens)
