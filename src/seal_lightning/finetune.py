@@ -57,6 +57,23 @@ def pad_batch(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> di
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def quiet_trainer(
+    device: torch.device, epochs: int, logger: Logger | bool = False, callbacks: list[L.Callback] | None = None
+) -> L.Trainer:
+    """A Trainer on the model's own device, without checkpoints or bars: inner loops run by the hundred."""
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+
+
 class EpochShuffle(Sampler[int]):
     """A seeded permutation per epoch that depends only on (seed, epoch), not on how often the loader is
     iterated (Lightning iterates it more than once), so a run's data order can be reproduced elsewhere."""
@@ -125,17 +142,7 @@ class LoRAFineTuneModule(L.LightningModule):
             sampler=EpochShuffle(len(examples), seed),
             collate_fn=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
         )
-        trainer = L.Trainer(
-            max_epochs=epochs,
-            accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=[device.index or 0] if device.type == "cuda" else 1,
-            logger=logger,
-            callbacks=callbacks,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            log_every_n_steps=1,
-        )
+        trainer = quiet_trainer(device, epochs, logger, callbacks)
         self.model.train()
         trainer.fit(self, loader)
         self.model.eval()

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig, LoRAConfig
-from seal_lightning.finetune import IGNORE_INDEX, epoch_batches, peft_lora_config
+from seal_lightning.finetune import IGNORE_INDEX, epoch_batches, peft_lora_config, quiet_trainer
 
 # Packed rows are cut at this many tokens: attention over a row costs its length squared.
 ROW_TOKENS = 1024
@@ -348,16 +348,7 @@ def train_adapters(
     multi = MultiLoRAModel(base, config.lora, seeds)
     module = BatchedInnerLoRAModule(multi, config.lr)
     steps = step_batches(documents, seeds, config.epochs, config.batch_size, tokenizer.pad_token_id)
-    device = next(base.parameters()).device
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=[device.index or 0] if device.type == "cuda" else 1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(next(base.parameters()).device, epochs=1)
     base.train()
     trainer.fit(module, DataLoader(steps, batch_size=None, shuffle=False))
     base.eval()
