@@ -7,7 +7,7 @@ tokens only (the inner loop's documents have an empty prompt) and padding masked
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import lightning as L
 import torch
@@ -146,6 +146,3 @@ class LoRAFineTuneModule(L.LightningModule):
         self.model.train()
         trainer.fit(self, loader)
         self.model.eval()
-
-    def adapter_state(self) -> dict[str, Any]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items() if "lora_" in k}
