@@ -150,6 +150,9 @@ class PackedBatch:
     token_sequence: torch.Tensor
     active: torch.Tensor
 
+    def to(self, device: torch.device) -> PackedBatch:
+        return PackedBatch(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
+
 
 def pack(sequences: Sequence[tuple[int, list[int], list[int]]], num_adapters: int, pad_token_id: int) -> PackedBatch:
     """Pack (adapter, input_ids, shifted labels) sequences into rows of at most ROW_TOKENS tokens.
@@ -234,7 +237,7 @@ class MultiLoRAModel:
     def sequence_log_likelihoods(self, sequences: Sequence[tuple[int, list[int], list[int]]]) -> list[float]:
         """Mean log-probability of each (adapter, input_ids, labels) sequence's labelled tokens."""
         batch = pack([(k, ids, shifted_labels(labels)) for k, ids, labels in sequences], self.num_adapters, 0)
-        batch = PackedBatch(*(getattr(batch, name).to(self.base.device) for name in PackedBatch.__dataclass_fields__))
+        batch = batch.to(self.base.device)
         self.routing.set_tokens(batch.token_adapter)
         log_probs, where = labelled_log_probs(self.base, batch)
         return group_means(log_probs, batch.token_sequence[where], len(sequences)).tolist()
@@ -311,7 +314,7 @@ class BatchedInnerLoRAModule(L.LightningModule):
         return self.optimizer
 
     def transfer_batch_to_device(self, batch: PackedBatch, device: torch.device, dataloader_idx: int) -> PackedBatch:
-        return PackedBatch(*(getattr(batch, name).to(device) for name in PackedBatch.__dataclass_fields__))
+        return batch.to(device)
 
 
 def step_batches(

@@ -214,6 +214,7 @@ class ReSTEM:
         # With vLLM, the batched inner loop answers through its adapters in one engine call.
         answerer = self.sampling.answerer(self.config.reward) if self.config.inner.batched else None
         scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward, baselines, answerer)
+        persisted = set(baselines)
         done = {
             (r["passage"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
         }
@@ -237,8 +238,8 @@ class ReSTEM:
                 passage = chunk[0][0]
                 updates = [(documents_from_selfedit(passage, selfedits[passage.key][s]), seed) for _, s, seed in chunk]
                 for (_, sample, seed), result in zip(chunk, scorer.score_many(passage, updates), strict=True):
-                    if passage.key not in baselines:
-                        baselines[passage.key] = result.baseline
+                    if passage.key not in persisted:
+                        persisted.add(passage.key)
                         record = {"passage": passage.key, "baseline": result.baseline}
                         self.store.append_jsonl(f"{prefix}/baselines.jsonl", record)
                     done[(passage.key, sample, seed)] = result.reward
@@ -254,7 +255,7 @@ class ReSTEM:
                 sample=sample,
                 completion=selfedits[passage.key][sample],
                 reward=_mean(per_selfedit[(passage.key, sample)]),
-                baseline=baselines[passage.key],
+                baseline=scorer.baselines[passage.key],
             )
             for passage in self.passages
             for sample in range(len(selfedits[passage.key]))
