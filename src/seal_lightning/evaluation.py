@@ -81,7 +81,7 @@ class Evaluator:
         if condition == "passage_selfedit":
             if self.sampler is None:
                 path = resolve_model_path(self.config.model.name)
-                self.sampler = build_sampler(self.config.sampler, self.model, self.tokenizer, model_path=path)
+                self.sampler = build_sampler(self.config.sampler, self.model, self.tokenizer, path, self.config.seed)
             prompt = chat_prompt(self.tokenizer, selfedit_prompt(passage))
             return documents_from_selfedit(passage, self.sampler.sample([prompt], 1, seed=self.config.seed)[0][0])
         if passage.key not in self.external:

@@ -38,6 +38,7 @@ def build_sampler(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     model_path: str | None = None,
+    seed: int = 0,
 ) -> Sampler:
     """The configured backend. vLLM serves weights from disk, so it needs `model_path`, the saved policy folder."""
     if config.backend == "vllm":
@@ -47,7 +48,7 @@ def build_sampler(
         if model_path is None:
             raise SealError("sampler.backend=vllm needs the policy's model folder (model_path) to start the engine")
         # The engine starts lazily, on the first sample, in the policy's dtype (float32 on the CPU).
-        engine = VLLMEngine(model_path, config.vllm, dtype=getattr(model, "dtype", None))
+        engine = VLLMEngine(model_path, config.vllm, dtype=getattr(model, "dtype", None), seed=seed)
         return VLLMSampler(config, engine)
 
     from seal_lightning.sampling.hf import TransformersSampler

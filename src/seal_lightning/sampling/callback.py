@@ -16,47 +16,42 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import RewardConfig, SamplerConfig
-from seal_lightning.sampling.base import AdapterAnswerer, Sampler
+from seal_lightning.sampling.base import AdapterAnswerer, Sampler, build_sampler
 
 if TYPE_CHECKING:
     from seal_lightning.outer import ReSTEM
 
 
 class SamplingCallback(ReSTEMCallback):
-    """Gives the E-step a sampler that samples from the current round's policy."""
+    """Gives the E-step a sampler on the current round's policy: built once, told of each new policy, closed."""
 
     def __init__(self, config: SamplerConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         self.config = config
         self.tokenizer = tokenizer
         self.sampler: Sampler | None = None
 
+    def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
+        if self.sampler is None:
+            self.sampler = build_sampler(self.config, policy, self.tokenizer, policy_path, seed=restem.config.seed)
+        self.sampler.update_policy(policy, policy_path)
+
     def answerer(self, reward: RewardConfig) -> AdapterAnswerer | None:
         """A way to answer through many saved adapters in one batch, where the backend has one."""
         return None
 
-
-class TransformersSamplingCallback(SamplingCallback):
-    def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
-        from seal_lightning.sampling.hf import TransformersSampler
-
-        self.sampler = TransformersSampler(self.config, policy, self.tokenizer)
+    def on_restem_end(self, restem: ReSTEM) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
 
 
 class VLLMSamplingCallback(SamplingCallback):
-    """Starts one vLLM engine (lazily, at the first sample), reloads each round's policy, shuts it down."""
+    """One vLLM engine (started lazily, at the first sample) for the whole command; fails early if absent."""
 
     def on_restem_start(self, restem: ReSTEM) -> None:
         from seal_lightning.sampling.vllm import require_vllm
 
         require_vllm()
-
-    def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
-        from seal_lightning.sampling.vllm import VLLMEngine, VLLMSampler
-
-        if self.sampler is None:
-            engine = VLLMEngine(policy_path, self.config.vllm, dtype=policy.dtype, seed=restem.config.seed)
-            self.sampler = VLLMSampler(self.config, engine)
-        self.sampler.update_policy(policy, policy_path)
 
     def answerer(self, reward: RewardConfig) -> AdapterAnswerer | None:
         from seal_lightning.sampling.vllm import VLLMSampler, generate_answers
@@ -68,13 +63,8 @@ class VLLMSamplingCallback(SamplingCallback):
         assert isinstance(sampler, VLLMSampler), "answers go through the engine once a round has started"
         return lambda prompts, adapters: generate_answers(sampler.engine, prompts, adapters, reward.max_new_tokens)
 
-    def on_restem_end(self, restem: ReSTEM) -> None:
-        if self.sampler is not None:
-            self.sampler.close()
-            self.sampler = None
-
 
 def build_sampling_callback(config: SamplerConfig, tokenizer: PreTrainedTokenizerBase) -> SamplingCallback:
     if config.backend == "vllm":
         return VLLMSamplingCallback(config, tokenizer)
-    return TransformersSamplingCallback(config, tokenizer)
+    return SamplingCallback(config, tokenizer)
