@@ -1,6 +1,9 @@
-"""Subcommands: `fit` (ReST-EM training) and `evaluate` (the paper's table).
+"""Subcommands: `fit` (ReST-EM training), `evaluate` (the paper's table), `continual` (sequential
+self-edits under forgetting strategies) and `compare` (those strategies side by side, from MLflow).
 
     python -m seal_lightning fit --config conf/demo.yaml outer.rounds=2 inner.lora.rank=16
+    python -m seal_lightning continual --config conf/continual.yaml continual.strategy=naive,replay
+    python -m seal_lightning compare --config conf/continual.yaml --experiment continual-builtin
 
 Input problems (config, files, model names) end in one line on stderr and exit status 2.
 """
@@ -19,7 +22,10 @@ from seal_lightning.errors import ConfigError, SealError
 from seal_lightning.store import RunStore
 
 # Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
-RESUMABLE_CHANGES = ("run_dir", "outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size")
+RESUMABLE_CHANGES = (
+    "run_dir", "outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size",
+    "continual.strategy", "continual.sequences",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
             "ReST-EM: sample self-edits, score them with LoRA updates, fine-tune the policy on the best.",
         ),
         ("evaluate", "Score a model or saved policy under the paper's conditions (no update, passage, ...)."),
+        ("continual", "Apply self-edits one after another under forgetting strategies; accuracy matrix per strategy."),
+        ("compare", "Print and plot the continual strategies logged in an MLflow experiment side by side."),
     ):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--config", help="YAML file (see conf/); schema defaults when omitted")
         command.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         command.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. outer.rounds=2 model.name=PATH")
+        if name == "compare":
+            command.add_argument("--experiment", help="MLflow experiment to read (default: tracking.experiment)")
+            command.add_argument("--reference", help="a matrix JSON in the paper's layout to plot beside ours")
     return parser
 
 
@@ -44,12 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # evaluate reads the built-in corpus's held-out split unless told otherwise.
         defaults = ["data.builtin_split=test"] if args.command == "evaluate" else []
-        config = load_config(args.config, args.overrides, defaults=defaults)
+        config = load_config(args.config, args.overrides, defaults=defaults, strategy_files=args.command == "continual")
         if args.print_config:
             print(to_yaml(config), end="")
             return 0
         quiet_libraries()
-        return {"fit": fit, "evaluate": evaluate}[args.command](config)
+        if args.command == "compare":
+            return compare(config, args.experiment or config.tracking.experiment, args.reference)
+        return {"fit": fit, "evaluate": evaluate, "continual": continual}[args.command](config)
     except SealError as exc:
         print(f"seal-lightning: error: {exc}", file=sys.stderr)
         return 2
@@ -93,6 +106,45 @@ def evaluate(config: SealConfig) -> int:
     table = evaluator.run(passages)
     print(format_table(table, config.evaluate.metrics))
     print(f"MLflow store: {tracker.uri}")
+    return 0
+
+
+def continual(config: SealConfig) -> int:
+    from seal_lightning.continual.experiment import ContinualExperiment, format_summary
+    from seal_lightning.data.knowledge import load_passages
+    from seal_lightning.models import load_tokenizer
+    from seal_lightning.tracking import Tracker
+
+    passages = load_passages(config.data)
+    tokenizer = load_tokenizer(config.model)
+    store = RunStore(config.run_dir)
+    check_resumable(store, config)
+    tracker = Tracker(config.tracking, store)
+    experiment = ContinualExperiment(config, passages, tokenizer, store, tracker)
+    print(
+        f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "
+        f"strategies {', '.join(config.continual.strategies)}, run dir {store.root}"
+    )
+    results = experiment.run()
+    print(format_summary({r.strategy: r.summary for r in results}, {r.strategy: r.step_seconds for r in results}))
+    print(f"metric: {config.continual.metric}; matrices and heatmaps in {store.path('continual')}")
+    print(
+        f"MLflow store: {tracker.uri}   (compare: python -m seal_lightning compare --experiment "
+        f"{config.tracking.experiment} ...)"
+    )
+    return 0
+
+
+def compare(config: SealConfig, experiment: str, reference: str | None) -> int:
+    from seal_lightning.continual.compare import compare as compare_strategies
+    from seal_lightning.tracking import Tracker
+
+    store = RunStore(config.run_dir)
+    config.tracking.experiment = experiment
+    tracker = Tracker(config.tracking, store)
+    table, figure = compare_strategies(tracker, store, experiment, reference)
+    print(table)
+    print(f"figure: {figure}")
     return 0
 
 

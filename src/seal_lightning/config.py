@@ -102,7 +102,7 @@ class JudgeConfig:
 
 @dataclass
 class RewardConfig:
-    # answer_loglik | exact_match | f1 | llm_judge
+    # answer_loglik | token_accuracy | exact_match | f1 | llm_judge
     name: str = "answer_loglik"
     max_new_tokens: int = 64
     batch_size: int = 16
@@ -147,6 +147,76 @@ class TrackingConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """Self-edit documents of earlier passages, rehearsed in later updates (an Avalanche storage policy)."""
+
+    # Documents the memory holds across the whole stream.
+    memory_size: int = 32
+    # balanced: an equal share per passage (ExperienceBalancedBuffer); reservoir: uniform over the stream.
+    policy: str = "balanced"
+
+
+@dataclass
+class EWCConfig:
+    """Avalanche's EWCPlugin on the weights the edits change (the LoRA target projections, merged)."""
+
+    ewc_lambda: float = 1.0e4
+    # separate: one penalty per earlier passage; online: one running importance, decayed by decay_factor.
+    mode: str = "online"
+    decay_factor: float | None = 1.0
+
+
+@dataclass
+class LwFConfig:
+    """Avalanche's LwFPlugin: distil toward the model before the current edit, on earlier passages' documents."""
+
+    alpha: float = 1.0
+    temperature: float = 2.0
+    # Documents of earlier passages distilled at each training step.
+    batch_size: int = 2
+
+
+@dataclass
+class GatedConfig:
+    """Gated merge: keep an update at the largest scale that does not hurt a probe of earlier passages."""
+
+    # The largest drop of the probe (mean log-likelihood per token of earlier passages' held-back
+    # documents) an update may cause; a negative drop is a gain.
+    tolerance: float = 0.05
+    # Scales tried in order; an update that fails at every scale is rejected (merged at scale 0).
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
+    # Documents held back per passage as its probe; they are not trained on.
+    probe_documents: int = 2
+
+
+@dataclass
+class ContinualConfig:
+    """Sequential self-edits as a continual-learning stream (SEAL.md, the open problem)."""
+
+    # Passages in the stream (the first ones of `data`), and random orders of them to average over.
+    passages: int = 8
+    sequences: int = 3
+    # One or more of naive, replay, ewc, lwf, gated (comma-separated), compared on the same self-edits.
+    strategy: str = "naive"
+    # Where each strategy's hyper-parameters live (NAME.yaml, merged over the defaults below).
+    strategy_dir: str = "conf/strategies"
+    # The accuracy in the matrix: teacher-forced answer-token accuracy is cheap and bounded;
+    # exact_match / f1 / llm_judge grade greedy answers.
+    metric: str = "token_accuracy"
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    ewc: EWCConfig = field(default_factory=EWCConfig)
+    lwf: LwFConfig = field(default_factory=LwFConfig)
+    gated: GatedConfig = field(default_factory=GatedConfig)
+
+    @property
+    def strategies(self) -> list[str]:
+        return [name.strip() for name in self.strategy.split(",") if name.strip()]
+
+
+STRATEGIES = ("naive", "replay", "ewc", "lwf", "gated")
+
+
+@dataclass
 class SealConfig:
     run_dir: str = "runs/knowledge"
     seed: int = 0
@@ -157,6 +227,7 @@ class SealConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     outer: OuterConfig = field(default_factory=OuterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
@@ -164,18 +235,23 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "model.device": ("auto", "cpu", "cuda"),
     "sampler.backend": ("hf", "vllm"),
-    "reward.name": ("answer_loglik", "exact_match", "f1", "llm_judge"),
+    "reward.name": ("answer_loglik", "token_accuracy", "exact_match", "f1", "llm_judge"),
+    "continual.metric": ("answer_loglik", "token_accuracy", "exact_match", "f1", "llm_judge"),
+    "continual.replay.policy": ("balanced", "reservoir"),
+    "continual.ewc.mode": ("separate", "online"),
     "data.builtin_split": ("train", "validation", "test"),
 }
 LIST_CHOICES: dict[str, tuple[str, ...]] = {
     "evaluate.conditions": ("no_update", "passage", "passage_selfedit", "passage_external"),
-    "evaluate.metrics": ("answer_loglik", "exact_match", "f1", "llm_judge"),
+    "evaluate.metrics": ("answer_loglik", "token_accuracy", "exact_match", "f1", "llm_judge"),
 }
 POSITIVE: tuple[str, ...] = (
     "sampler.k", "sampler.max_new_tokens", "sampler.batch_size", "inner.lr", "inner.epochs",
     "inner.batch_size", "inner.max_length", "inner.seeds", "inner.lora.rank", "outer.rounds",
     "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
-    "reward.max_new_tokens", "reward.batch_size",
+    "reward.max_new_tokens", "reward.batch_size", "continual.passages", "continual.sequences",
+    "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",
+    "continual.gated.probe_documents",
 )  # fmt: skip
 
 
@@ -183,28 +259,48 @@ def load_config(
     config_file: str | None = None,
     overrides: Sequence[str] = (),
     defaults: Sequence[str] = (),
+    strategy_files: bool = False,
 ) -> SealConfig:
-    """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check."""
-    merged: DictConfig = OmegaConf.structured(SealConfig)
+    """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check.
+
+    With `strategy_files`, each selected continual strategy's `{strategy_dir}/NAME.yaml` is merged
+    over the schema defaults of `continual.NAME`, below the config file and the overrides.
+    """
     overrides = [expand_shorthand(item) for item in overrides]
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
     try:
-        if defaults:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(defaults)))
+        layers = [OmegaConf.from_dotlist(list(defaults))] if defaults else []
         if config_file is not None:
             path = Path(config_file)
             if not path.is_file():
                 raise ConfigError(f"config file not found: {config_file}")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+            layers.append(OmegaConf.load(path))
         if overrides:
-            for item in overrides:
-                if "=" not in item:
-                    raise ConfigError(f"override {item!r} is not of the form key=value")
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+            layers.append(OmegaConf.from_dotlist(overrides))
+        merged: DictConfig = OmegaConf.merge(OmegaConf.structured(SealConfig), *layers)
+        if strategy_files:
+            merged = OmegaConf.merge(OmegaConf.structured(SealConfig), *_strategy_layers(merged), *layers)
         config: SealConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc)) from None
     validate(config)
     return config
+
+
+def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
+    """`continual.NAME` nodes read from each selected strategy's YAML file (naive has no settings)."""
+    folder = Path(merged.continual.strategy_dir)
+    layers = []
+    for name in ContinualConfig(strategy=merged.continual.strategy).strategies:
+        if name not in STRATEGIES or name == "naive":
+            continue
+        path = folder / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"strategy file not found: {path} (continual.strategy_dir={folder})")
+        layers.append(OmegaConf.create({"continual": {name: OmegaConf.load(path)}}))
+    return layers
 
 
 # `sampler=vllm` is short for `sampler.backend=vllm`.
@@ -241,6 +337,28 @@ def validate(config: SealConfig) -> None:
             raise ConfigError(f"{key} must be positive, got {OmegaConf.select(as_dict, key)}")
     if "passage_external" in config.evaluate.conditions and config.evaluate.external_selfedits is None:
         raise ConfigError("evaluate.conditions has passage_external but evaluate.external_selfedits is not set")
+    validate_continual(config.continual)
+
+
+def validate_continual(config: ContinualConfig) -> None:
+    names = config.strategies
+    if not names:
+        raise ConfigError("continual.strategy is empty; name one or more of: " + ", ".join(STRATEGIES))
+    for name in names:
+        if name not in STRATEGIES:
+            raise ConfigError(f"continual.strategy names {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"continual.strategy names a strategy twice: {config.strategy!r}")
+    if config.passages < 2:
+        raise ConfigError(
+            f"continual.passages must be at least 2 (forgetting needs a later edit), got {config.passages}"
+        )
+    if (config.ewc.mode == "online") != (config.ewc.decay_factor is not None):
+        raise ConfigError("continual.ewc.decay_factor must be set for mode=online and null for mode=separate")
+    if not config.gated.scales or not all(0 < scale <= 1 for scale in config.gated.scales):
+        raise ConfigError(f"continual.gated.scales must be numbers in (0, 1], got {config.gated.scales}")
+    if config.gated.tolerance < 0 or config.ewc.ewc_lambda < 0 or config.lwf.alpha < 0:
+        raise ConfigError("continual.gated.tolerance, continual.ewc.ewc_lambda and continual.lwf.alpha must be >= 0")
 
 
 def to_yaml(config: SealConfig) -> str:

@@ -195,15 +195,19 @@ def shifted_labels(labels: list[int]) -> list[int]:
 
 
 def labelled_log_probs(model: PreTrainedModel, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probability of each labelled token, and where it is: the vocabulary projection runs on
-    labelled positions only, so a packed batch never materialises logits for every token."""
+    """Log-probabilities over the vocabulary at each labelled position, and where those are: the
+    vocabulary projection runs on labelled positions only, so a packed batch never materialises
+    logits for every token."""
     hidden = model.base_model(
         input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
     ).last_hidden_state
     where = batch.labels != IGNORE_INDEX
     logits = model.get_output_embeddings()(hidden[where]).float()
-    targets = batch.labels[where]
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1), where
+    return torch.log_softmax(logits, dim=-1), where
+
+
+def target_log_probs(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return log_probs.gather(-1, targets[:, None]).squeeze(-1)
 
 
 def group_means(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
@@ -234,13 +238,19 @@ class MultiLoRAModel:
             self.layers[name] = layer
 
     @torch.no_grad()
-    def sequence_log_likelihoods(self, sequences: Sequence[tuple[int, list[int], list[int]]]) -> list[float]:
-        """Mean log-probability of each (adapter, input_ids, labels) sequence's labelled tokens."""
+    def sequence_scores(self, sequences: Sequence[tuple[int, list[int], list[int]]]) -> dict[str, list[float]]:
+        """Per (adapter, input_ids, labels) sequence, over its labelled tokens: the mean log-probability
+        (`answer_loglik`) and the share that are the top prediction (`token_accuracy`)."""
         batch = pack([(k, ids, shifted_labels(labels)) for k, ids, labels in sequences], self.num_adapters, 0)
         batch = batch.to(self.base.device)
         self.routing.set_tokens(batch.token_adapter)
         log_probs, where = labelled_log_probs(self.base, batch)
-        return group_means(log_probs, batch.token_sequence[where], len(sequences)).tolist()
+        targets, groups = batch.labels[where], batch.token_sequence[where]
+        hits = (log_probs.argmax(-1) == targets).float()
+        return {
+            "answer_loglik": group_means(target_log_probs(log_probs, targets), groups, len(sequences)).tolist(),
+            "token_accuracy": group_means(hits, groups, len(sequences)).tolist(),
+        }
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for layer in self.layers.values() for p in (layer.lora_A, layer.lora_B)]
@@ -303,7 +313,8 @@ class BatchedInnerLoRAModule(L.LightningModule):
         # Each adapter's loss is the mean over its own tokens, as PEFT's causal-LM loss would be alone.
         self.multi.routing.set_tokens(batch.token_adapter)
         log_probs, where = labelled_log_probs(self.base, batch)
-        losses = -group_means(log_probs, batch.token_adapter[where], self.multi.num_adapters)
+        token_log_probs = target_log_probs(log_probs, batch.labels[where])
+        losses = -group_means(token_log_probs, batch.token_adapter[where], self.multi.num_adapters)
         self.adapter_losses.append(torch.where(batch.active, losses.detach(), torch.nan))
         assert self.optimizer is not None
         self.optimizer.active = batch.active

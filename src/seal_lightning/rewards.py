@@ -1,8 +1,10 @@
 """Rewards: how well a (possibly updated) model answers a passage's questions without the passage.
 
 `answer_loglik` (mean log-probability of the gold answer tokens) is dense and cheap, the default
-for the built-in model; `exact_match` and `f1` grade greedy answers with SQuAD normalisation;
-`llm_judge` asks an OpenAI-compatible endpoint, like the paper's GPT-4.1 grader.
+for the built-in model; `token_accuracy` (share of gold answer tokens the model predicts first,
+teacher-forced) comes from the same forward pass and is bounded like an accuracy; `exact_match`
+and `f1` grade greedy answers with SQuAD normalisation; `llm_judge` asks an OpenAI-compatible
+endpoint, like the paper's GPT-4.1 grader.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from seal_lightning.sampling.base import AdapterAnswerer
 from seal_lightning.sampling.hf import generate_texts
 from seal_lightning.selfedit import ANSWER_TEMPLATE
 
+TEACHER_FORCED_METRICS = ("answer_loglik", "token_accuracy")
 GENERATED_METRICS = ("exact_match", "f1", "llm_judge")
 PUNCTUATION = frozenset(string.punctuation)
 
@@ -82,17 +85,19 @@ def answer_sequences(
 
 
 @torch.no_grad()
-def answer_loglik(
+def teacher_forced_scores(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     questions: Sequence[Question],
     batch_size: int,
-) -> list[float]:
-    """Mean log-probability per gold answer token, given the question (teacher forcing, no generation)."""
+) -> dict[str, list[float]]:
+    """Per question, from one forward pass over question + gold answer (no generation):
+    `answer_loglik`, the mean log-probability per answer token, and `token_accuracy`, the share of
+    answer tokens that are the model's top prediction given everything before them."""
     sequences = answer_sequences(tokenizer, questions)
     was_training = model.training
     model.eval()
-    scores: list[float] = []
+    scores: dict[str, list[float]] = {"answer_loglik": [], "token_accuracy": []}
     for start in range(0, len(sequences), batch_size):
         batch = pad_batch(
             [{"input_ids": ids, "labels": labels} for ids, labels in sequences[start : start + batch_size]],
@@ -105,9 +110,22 @@ def answer_loglik(
         log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         token_log_probs = log_probs.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
         answer = targets != IGNORE_INDEX
-        scores.extend(((token_log_probs * answer).sum(-1) / answer.sum(-1)).tolist())
+        lengths = answer.sum(-1)
+        scores["answer_loglik"].extend(((token_log_probs * answer).sum(-1) / lengths).tolist())
+        hits = (log_probs.argmax(-1) == targets) & answer
+        scores["token_accuracy"].extend((hits.sum(-1) / lengths).tolist())
     model.train(was_training)
     return scores
+
+
+def answer_loglik(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    questions: Sequence[Question],
+    batch_size: int,
+) -> list[float]:
+    """Mean log-probability per gold answer token, given the question (teacher forcing, no generation)."""
+    return teacher_forced_scores(model, tokenizer, questions, batch_size)["answer_loglik"]
 
 
 def judge_answers(config: JudgeConfig, questions: Sequence[Question], predictions: Sequence[str]) -> list[float]:
@@ -165,8 +183,10 @@ def score_questions(
 ) -> dict[str, float]:
     """Mean of each metric over the questions; greedy answers are generated once for all that need them."""
     results: dict[str, float] = {}
-    if "answer_loglik" in metrics:
-        results["answer_loglik"] = _mean(answer_loglik(model, tokenizer, questions, config.batch_size))
+    forced = [metric for metric in metrics if metric in TEACHER_FORCED_METRICS]
+    if forced:
+        scores = teacher_forced_scores(model, tokenizer, questions, config.batch_size)
+        results |= {metric: _mean(scores[metric]) for metric in forced}
     generated = [metric for metric in metrics if metric in GENERATED_METRICS]
     if generated:
         predictions = greedy_answers(model, tokenizer, questions, config)
@@ -188,12 +208,10 @@ def adapter_rewards(
     adapters exported as PEFT folders with one LoRA request per prompt.
     """
     count, adapters = len(questions), multi.num_adapters
-    if config.name == "answer_loglik":
+    if config.name in TEACHER_FORCED_METRICS:
         sequences = answer_sequences(tokenizer, questions)
-        values = multi.sequence_log_likelihoods(
-            [(k, ids, labels) for k in range(adapters) for ids, labels in sequences]
-        )
-        return [_mean(values[k * count : (k + 1) * count]) for k in range(adapters)]
+        values = multi.sequence_scores([(k, ids, labels) for k in range(adapters) for ids, labels in sequences])
+        return [_mean(values[config.name][k * count : (k + 1) * count]) for k in range(adapters)]
     all_questions = list(questions) * adapters
     if answerer is not None:
         with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:

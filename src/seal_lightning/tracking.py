@@ -54,6 +54,9 @@ class Tracker:
                     mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()})
             yield run.info.run_id
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         mlflow.log_metrics(metrics, step=step)
 

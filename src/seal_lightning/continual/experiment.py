@@ -1,0 +1,197 @@
+"""`continual`: sequential self-edits on a stream of passages, per strategy, in several orders.
+
+The policy writes one self-edit per passage once; every strategy and order applies the same
+self-edits, so strategies differ only in how they absorb them. After each step every passage of
+the stream (seen and unseen) is scored, giving the (N+1) x N matrix of the paper's experiment.
+A finished (strategy, order) is written to the run directory, so a rerun skips it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import SealConfig, to_flat_dict
+from seal_lightning.continual import metrics, plots
+from seal_lightning.continual.learner import SequentialEditor
+from seal_lightning.continual.strategies import build_plugins
+from seal_lightning.continual.stream import passage_stream
+from seal_lightning.data.knowledge import Passage
+from seal_lightning.errors import DataError
+from seal_lightning.finetune import tokenize_example
+from seal_lightning.models import chat_prompt, load_model, resolve_model_path
+from seal_lightning.rewards import score_questions
+from seal_lightning.sampling import build_sampler
+from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
+from seal_lightning.store import RunStore
+from seal_lightning.tracking import Tracker
+
+FOLDER = "continual"
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    strategy: str
+    matrices: list[np.ndarray]
+    step_seconds: float
+
+    @property
+    def summary(self) -> dict[str, tuple[float, float]]:
+        return metrics.summary_over_sequences(self.matrices)
+
+
+class ContinualExperiment:
+    def __init__(
+        self,
+        config: SealConfig,
+        passages: list[Passage],
+        tokenizer: PreTrainedTokenizerBase,
+        store: RunStore,
+        tracker: Tracker,
+    ) -> None:
+        count = config.continual.passages
+        if len(passages) < count:
+            raise DataError(f"continual.passages={count} but the data has only {len(passages)} passages")
+        self.config = config
+        self.passages = passages[:count]
+        self.tokenizer = tokenizer
+        self.store = store
+        self.tracker = tracker
+
+    def orders(self) -> list[list[int]]:
+        """Seeded random orders of the stream; the same for every strategy."""
+        rng = random.Random(self.config.seed)
+        indices = list(range(len(self.passages)))
+        return [rng.sample(indices, len(indices)) for _ in range(self.config.continual.sequences)]
+
+    def selfedits(self) -> dict[str, str]:
+        """One self-edit per passage from the policy, sampled once and kept in the run directory."""
+        name = f"{FOLDER}/selfedits.json"
+        saved = self.store.read_json(name) or {}
+        missing = [p for p in self.passages if p.key not in saved]
+        if missing:
+            model = load_model(self.config.model)
+            path = resolve_model_path(self.config.model.name)
+            sampler = build_sampler(self.config.sampler, model, self.tokenizer, path, self.config.seed)
+            try:
+                prompts = [chat_prompt(self.tokenizer, selfedit_prompt(p)) for p in missing]
+                completions = sampler.sample(prompts, 1, seed=self.config.seed)
+            finally:
+                sampler.close()
+            saved |= {p.key: texts[0] for p, texts in zip(missing, completions, strict=True)}
+            self.store.write_json(name, saved)
+        return saved
+
+    def run(self) -> list[StrategyResult]:
+        selfedits = self.selfedits()
+        documents = {
+            p.key: [
+                tokenize_example(self.tokenizer, "", doc, self.config.inner.max_length)
+                for doc in documents_from_selfedit(p, selfedits[p.key])
+            ]
+            for p in self.passages
+        }
+        flat = to_flat_dict(self.config)
+        shared = {k: v for k, v in flat.items() if not k.startswith("continual.") or k.count(".") == 1}
+        results = []
+        with self.tracker.run(FOLDER, "continual", shared):
+            self.tracker.set_tags({"seal.kind": "continual"})
+            for strategy in self.config.continual.strategies:
+                params = {k: v for k, v in flat.items() if k.startswith(f"continual.{strategy}.")}
+                with self.tracker.run(f"{FOLDER}/{strategy}", strategy, {**shared, **params, "strategy": strategy}):
+                    self.tracker.set_tags({"seal.kind": "continual_strategy", "seal.strategy": strategy})
+                    result = self.run_strategy(strategy, documents)
+                    self.track(result)
+                results.append(result)
+        return results
+
+    def run_strategy(self, strategy: str, documents: dict[str, list]) -> StrategyResult:
+        records = []
+        for index, order in enumerate(self.orders()):
+            name = f"{FOLDER}/{strategy}/sequence_{index}.json"
+            record = self.store.read_json(name)
+            if record is None:
+                record = self.run_sequence(strategy, [self.passages[i] for i in order], documents, index)
+                self.store.write_json(name, record)
+            records.append(record)
+        matrices = [np.array(record["matrix"]) for record in records]
+        seconds = [s for record in records for s in record["step_seconds"]]
+        return StrategyResult(strategy, matrices, float(np.mean(seconds)))
+
+    def run_sequence(self, strategy: str, stream: list[Passage], documents: dict[str, list], index: int) -> dict:
+        """Absorb the passages of one order one after another; score the whole stream after each step."""
+        seed = self.config.seed + 1000 * index
+        plugins = build_plugins(strategy, self.config, self.tokenizer, seed)
+        editor = SequentialEditor(load_model(self.config.model), self.tokenizer, self.config.inner, plugins, seed)
+        experiences = passage_stream([documents[p.key] for p in stream], self.tokenizer.pad_token_id)
+        matrix = [self.accuracy_row(editor.model, stream)]
+        steps = []
+        for experience in tqdm(experiences, desc=f"{strategy} order {index}", leave=False):
+            start = time.perf_counter()
+            report = editor.learn(experience)
+            steps.append({"seconds": time.perf_counter() - start, **vars(report)})
+            matrix.append(self.accuracy_row(editor.model, stream))
+        return {
+            "order": [p.key for p in stream],
+            "titles": [p.title for p in stream],
+            "matrix": matrix,
+            "step_seconds": [step["seconds"] for step in steps],
+            "steps": steps,
+        }
+
+    def accuracy_row(self, model: PreTrainedModel, stream: list[Passage]) -> list[float]:
+        metric = self.config.continual.metric
+        return [
+            score_questions(model, self.tokenizer, p.questions, [metric], self.config.reward)[metric] for p in stream
+        ]
+
+    def track(self, result: StrategyResult) -> None:
+        """Metrics, the matrix in the paper's layout, a heatmap and the first passage's retention curve."""
+        folder = f"{FOLDER}/{result.strategy}"
+        summary = result.summary
+        self.tracker.log_metrics({k: mean for k, (mean, _) in summary.items()})
+        self.tracker.log_metrics({f"{k}_std": std for k, (_, std) in summary.items()})
+        self.tracker.log_metrics({"step_seconds": result.step_seconds})
+        mean = np.mean(result.matrices, axis=0)
+        for step, value in enumerate(metrics.retention(mean)):
+            self.tracker.log_metrics({"retention_first": float(value)}, step=step)
+        matrix = {
+            **metrics.aggregate(result.matrices),
+            "metric": self.config.continual.metric,
+            "strategy": result.strategy,
+            "base_model": self.config.model.name,
+            "per_sequence": [m.tolist() for m in result.matrices],
+        }
+        self.tracker.log_artifact(self.store.write_json(f"{folder}/matrix.json", matrix))
+        title = f"{result.strategy}: {self.config.continual.metric}, mean of {len(result.matrices)} orders"
+        figure = plots.save_strategy_figure(self.store.path(f"{folder}/heatmap.png"), mean, title)
+        self.tracker.log_artifact(Path(figure))
+
+
+# Summary metrics in the comparison table, and their column labels.
+TABLE_COLUMNS = (
+    ("average_accuracy", "avg acc"),
+    ("forgetting", "forgetting"),
+    ("forgetting_first", "forget p0"),
+    ("bwt", "BWT"),
+    ("plasticity", "plasticity"),
+    ("plasticity_first", "plast. p0"),
+)
+
+
+def format_summary(results: dict[str, dict[str, tuple[float, float]]], seconds: dict[str, float]) -> str:
+    """Strategy x (average accuracy, forgetting, BWT, plasticity, time): mean ± std over orders."""
+    header = f"{'strategy':<10}" + "".join(f"{label:>17}" for _, label in TABLE_COLUMNS) + f"{'s/step':>9}"
+    rows = [
+        f"{name:<10}"
+        + "".join(f"{f'{summary[key][0]:+.3f} ± {summary[key][1]:.3f}':>17}" for key, _ in TABLE_COLUMNS)
+        + f"{seconds[name]:>9.1f}"
+        for name, summary in results.items()
+    ]
+    return "\n".join([header, *rows])

@@ -1,0 +1,116 @@
+"""The sequential self-edit template: absorb passages one after another into one model.
+
+Each experience (a passage's self-edit documents) is learnt as in the paper's continual experiment:
+a fresh LoRA adapter trained by the inner loop, then merged. Strategies are `ContinualPlugin`s with
+Avalanche's named hooks; they are also Lightning callbacks of every update's Trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
+from peft import PeftModel
+from peft.tuners.lora import LoraLayer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.config import InnerConfig
+from seal_lightning.continual.stream import Example, examples_of
+from seal_lightning.inner import InnerLoRAModule
+
+
+class ContinualPlugin(L.Callback):
+    """A forgetting strategy. Every hook defaults to the naive behaviour (train on the passage, merge)."""
+
+    name = "naive"
+
+    def before_training_exp(
+        self, learner: SequentialEditor, experience: DatasetExperience, examples: list[Example]
+    ) -> list[Example]:
+        """The examples this update trains on (replay adds remembered ones)."""
+        return examples
+
+    def before_backward(self, module: ContinualLoRAModule, loss: torch.Tensor) -> torch.Tensor:
+        """The loss of one training step (regularisers add their penalty)."""
+        return loss
+
+    def merge_scale(self, learner: SequentialEditor, experience: DatasetExperience, model: PeftModel) -> float:
+        """How much of the trained update to merge, in [0, 1] (a gate may scale it down or reject it)."""
+        return 1.0
+
+    def after_training_exp(self, learner: SequentialEditor, experience: DatasetExperience) -> None:
+        """After the merge: update memories, importances, teachers."""
+
+
+class ContinualLoRAModule(InnerLoRAModule):
+    """The inner-loop update with the plugins' `before_backward` applied to every step's loss."""
+
+    def __init__(self, policy: PreTrainedModel, config: InnerConfig, plugins: Sequence[ContinualPlugin]) -> None:
+        super().__init__(policy, config)
+        self.plugins = list(plugins)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        for plugin in self.plugins:
+            loss = plugin.before_backward(self, loss)
+        return loss
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one experience did: examples trained on, the scale merged, the final training loss."""
+
+    examples: int
+    scale: float
+    loss: float
+
+
+class SequentialEditor:
+    """Holds the model being edited and applies one experience at a time through the plugins."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        inner: InnerConfig,
+        plugins: Sequence[ContinualPlugin],
+        seed: int,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.inner = inner
+        self.plugins = list(plugins)
+        self.seed = seed
+
+    def learn(self, experience: DatasetExperience) -> StepReport:
+        examples = examples_of(experience.dataset)
+        for plugin in self.plugins:
+            examples = plugin.before_training_exp(self, experience, examples)
+        seed = self.seed + experience.current_experience
+        L.seed_everything(seed, verbose=False)
+        module = ContinualLoRAModule(self.model, self.inner, self.plugins)
+        module.fit(
+            examples,
+            self.tokenizer,
+            epochs=self.inner.epochs,
+            batch_size=self.inner.batch_size,
+            seed=seed,
+            callbacks=self.plugins,
+        )
+        scale = min((plugin.merge_scale(self, experience, module.model) for plugin in self.plugins), default=1.0)
+        set_adapter_scale(module.model, scale)
+        self.model = module.model.merge_and_unload().eval()
+        for plugin in self.plugins:
+            plugin.after_training_exp(self, experience)
+        return StepReport(examples=len(examples), scale=scale, loss=module.losses[-1])
+
+
+def set_adapter_scale(model: PeftModel, scale: float) -> None:
+    """Scale every LoRA layer's update to `scale` times its trained size (0 merges nothing)."""
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for adapter in module.active_adapters:
+                module.set_scale(adapter, scale)
