@@ -43,7 +43,13 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["outer.rounds=abc"], "outer.rounds"),
         (["foo.bar=1"], "Key 'foo'"),
         (["inner.lora.nope=1"], "nope"),
-        (["reward.name=bleu"], "answer_loglik, exact_match, f1, llm_judge"),
+        (["reward.name=bleu"], "answer_loglik, token_accuracy, exact_match, f1, llm_judge"),
+        (["continual.strategy=naive,magic"], "continual.strategy names 'magic'; valid strategies: naive, replay"),
+        (["continual.strategy=naive,naive"], "names a strategy twice"),
+        (["continual.passages=1"], "continual.passages must be at least 2"),
+        (["continual.ewc.mode=separate"], "decay_factor must be set for mode=online and null for mode=separate"),
+        (["continual.gated.scales=[1.5]"], "continual.gated.scales must be numbers in (0, 1]"),
+        (["continual.replay.policy=fifo"], "continual.replay.policy='fifo' is not one of: balanced, reservoir"),
         (["inner.epochs=0"], "inner.epochs must be positive"),
         (["evaluate.conditions=[passage_external]"], "external_selfedits"),
         (["rounds"], "key=value"),
@@ -68,6 +74,8 @@ def test_missing_config_file():
         ["fit", "unknown.key=1"],
         ["fit", "data.path=/no/such/file.json"],
         ["evaluate", "--config", "x.yaml"],
+        ["continual", "continual.strategy=ewc", "continual.strategy_dir=/no/such/dir"],
+        ["compare", "--experiment", "nope", "run_dir=/tmp/seal-lightning-no-such-run"],
     ],
 )
 def test_cli_errors_exit_2_with_one_line(argv, capsys):
@@ -86,3 +94,29 @@ def test_flat_dict_names_nested_keys():
     flat = to_flat_dict(load_config())
     assert flat["inner.lora.rank"] == 32
     assert flat["tracking.tracking_uri"] is None
+
+
+def test_strategy_files_sit_between_the_schema_and_the_overrides(tmp_path):
+    (tmp_path / "ewc.yaml").write_text("ewc_lambda: 5.0\nmode: separate\ndecay_factor: null\n")
+    (tmp_path / "replay.yaml").write_text("memory_size: 7\n")
+    base = [f"continual.strategy_dir={tmp_path}", "continual.strategy=naive,ewc,replay"]
+    config = load_config(None, base, strategy_files=True)
+    assert (config.continual.ewc.ewc_lambda, config.continual.ewc.mode) == (5.0, "separate")
+    assert config.continual.replay.memory_size == 7
+    assert config.continual.strategies == ["naive", "ewc", "replay"]
+    assert (
+        load_config(None, [*base, "continual.replay.memory_size=9"], strategy_files=True).continual.replay.memory_size
+        == 9
+    )
+    # Other commands never read strategy files.
+    assert load_config(None, base).continual.replay.memory_size == 32
+
+
+def test_missing_strategy_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"strategy file not found: .*lwf\.yaml"):
+        load_config(None, [f"continual.strategy_dir={tmp_path}", "continual.strategy=lwf"], strategy_files=True)
+
+
+def test_shipped_strategy_files_load():
+    config = load_config("conf/continual.yaml", [], strategy_files=True)
+    assert config.continual.strategies == ["naive", "replay", "ewc", "lwf", "gated"]

@@ -160,7 +160,7 @@ class ReplayConfig:
 class EWCConfig:
     """Avalanche's EWCPlugin on the weights the edits change (the LoRA target projections, merged)."""
 
-    ewc_lambda: float = 1.0e4
+    ewc_lambda: float = 1.0e5
     # separate: one penalty per earlier passage; online: one running importance, decayed by decay_factor.
     mode: str = "online"
     decay_factor: float | None = 1.0
@@ -182,7 +182,7 @@ class GatedConfig:
 
     # The largest drop of the probe (mean log-likelihood per token of earlier passages' held-back
     # documents) an update may cause; a negative drop is a gain.
-    tolerance: float = 0.05
+    tolerance: float = 0.3
     # Scales tried in order; an update that fails at every scale is rejected (merged at scale 0).
     scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
     # Documents held back per passage as its probe; they are not trained on.

@@ -44,6 +44,10 @@ class ContinualPlugin(L.Callback):
     def after_training_exp(self, learner: SequentialEditor, experience: DatasetExperience) -> None:
         """After the merge: update memories, importances, teachers."""
 
+    def step_metrics(self) -> dict[str, float]:
+        """What the plugin did in the last experience, for the step's record (a gate's decision, a penalty)."""
+        return {}
+
 
 class ContinualLoRAModule(InnerLoRAModule):
     """The inner-loop update with the plugins' `before_backward` applied to every step's loss."""
@@ -61,11 +65,13 @@ class ContinualLoRAModule(InnerLoRAModule):
 
 @dataclass(frozen=True)
 class StepReport:
-    """What one experience did: examples trained on, the scale merged, the final training loss."""
+    """What one experience did: examples trained on, the scale merged, the final training loss, and
+    the plugins' own figures."""
 
     examples: int
     scale: float
     loss: float
+    plugins: dict[str, float]
 
 
 class SequentialEditor:
@@ -105,7 +111,8 @@ class SequentialEditor:
         self.model = module.model.merge_and_unload().eval()
         for plugin in self.plugins:
             plugin.after_training_exp(self, experience)
-        return StepReport(examples=len(examples), scale=scale, loss=module.losses[-1])
+        figures = {key: value for plugin in self.plugins for key, value in plugin.step_metrics().items()}
+        return StepReport(examples=len(examples), scale=scale, loss=module.losses[-1], plugins=figures)
 
 
 def set_adapter_scale(model: PeftModel, scale: float) -> None:

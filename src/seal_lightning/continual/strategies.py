@@ -59,8 +59,10 @@ class AvalancheRegularizer(ContinualPlugin):
         self.batch_size = batch_size
         self.facade: Facade | None = None
         self.penalties: list[float] = []
+        self.experience_penalties = 0  # where the current experience's penalties start
 
     def on_train_start(self, trainer: L.Trainer, pl_module: ContinualLoRAModule) -> None:
+        self.experience_penalties = len(self.penalties)
         self.watch(pl_module.model)
 
     def watch(self, model: PreTrainedModel) -> Facade:
@@ -71,12 +73,18 @@ class AvalancheRegularizer(ContinualPlugin):
         return self.facade
 
     def before_backward(self, module: ContinualLoRAModule, loss: torch.Tensor) -> torch.Tensor:
+        before = loss.item()  # the plugins add in place: `strategy.loss += penalty`
         total = self.watch(module.model).add_penalty(self.plugin, loss)
-        self.penalties.append(float(total.detach() - loss.detach()))
+        self.penalties.append(total.item() - before)
         return total
 
     def after_training_exp(self, learner: SequentialEditor, experience: DatasetExperience) -> None:
         self.watch(learner.model).finish_experience(self.plugin, experience)
+
+    def step_metrics(self) -> dict[str, float]:
+        """The mean and last penalty of the experience just learnt (0 on the first passage)."""
+        current = self.penalties[self.experience_penalties :] or [0.0]
+        return {f"{self.name}_penalty_mean": sum(current) / len(current), f"{self.name}_penalty_last": current[-1]}
 
 
 class EWC(AvalancheRegularizer):
@@ -156,6 +164,10 @@ class GatedMerge(ContinualPlugin):
                 break
         self.decisions.append({"probe_before": before, "drop": drop, "scale": chosen})
         return chosen
+
+    def step_metrics(self) -> dict[str, float]:
+        # The first passage has no earlier probe and so no decision.
+        return {f"gate_{key}": value for key, value in self.decisions[-1].items()} if self.decisions else {}
 
     def after_training_exp(self, learner: SequentialEditor, experience: DatasetExperience) -> None:
         # The passage's own document comes last among its examples; keep it and the lines before it.

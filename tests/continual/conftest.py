@@ -1,0 +1,44 @@
+"""A small real continual experiment, run once for the tests that read its results back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seal_lightning.config import load_config
+from seal_lightning.continual.experiment import ContinualExperiment
+from seal_lightning.data.knowledge import load_passages
+from seal_lightning.store import RunStore
+from seal_lightning.tracking import Tracker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_config(run_dir: Path, *overrides: str):
+    """Three passages, every strategy, short updates: each strategy runs three real steps."""
+    return load_config(
+        str(REPO / "conf" / "continual.yaml"),
+        [
+            f"run_dir={run_dir}",
+            f"continual.strategy_dir={REPO / 'conf' / 'strategies'}",
+            "continual.passages=3",
+            "continual.sequences=1",
+            "inner.epochs=3",
+            "inner.lr=3e-3",
+            "sampler.max_new_tokens=48",
+            *overrides,
+        ],
+        strategy_files=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def continual_run(tmp_path_factory, tokenizer):
+    run_dir = tmp_path_factory.mktemp("continual")
+    config = small_config(run_dir)
+    store = RunStore(config.run_dir)
+    experiment = ContinualExperiment(
+        config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)
+    )
+    return config, store, experiment, experiment.run()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seal_lightning.config import STRATEGIES
+from seal_lightning.continual.experiment import ContinualExperiment
+from seal_lightning.data.knowledge import load_passages
+from seal_lightning.errors import DataError
+from seal_lightning.store import RunStore
+from seal_lightning.tracking import Tracker
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_strategy_runs_three_steps_and_fills_the_matrix(continual_run):
+    _, store, _, results = continual_run
+    assert [r.strategy for r in results] == list(STRATEGIES)
+    for result in results:
+        (matrix,) = result.matrices
+        assert matrix.shape == (4, 3)
+        assert np.all((matrix >= 0) & (matrix <= 1))
+        record = store.read_json(f"continual/{result.strategy}/sequence_0.json")
+        assert len(record["steps"]) == 3 and record["matrix"] == matrix.tolist()
+        saved = json.loads(store.path(f"continual/{result.strategy}/matrix.json").read_text())
+        assert saved["n_datapoints"] == 3 and saved["n_sequences"] == 1
+        assert store.path(f"continual/{result.strategy}/heatmap.png").stat().st_size > 0
+    # The same self-edits and order for everyone: the matrices start from the same row.
+    first_rows = {tuple(r.matrices[0][0]) for r in results}
+    assert len(first_rows) == 1
+
+
+def test_edits_change_the_model(continual_run):
+    _, _, _, results = continual_run
+    naive = next(r for r in results if r.strategy == "naive").matrices[0]
+    assert not np.allclose(naive[0], naive[-1])
+
+
+def test_a_rerun_repeats_nothing(continual_run, tokenizer):
+    config, store, _, results = continual_run
+    stamps = {p: p.stat().st_mtime_ns for p in store.path("continual").rglob("sequence_*.json")}
+    experiment = ContinualExperiment(
+        config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)
+    )
+    again = experiment.run()
+    assert {p: p.stat().st_mtime_ns for p in store.path("continual").rglob("sequence_*.json")} == stamps
+    for before, after in zip(results, again, strict=True):
+        assert np.array_equal(before.matrices[0], after.matrices[0])
+
+
+def test_orders_are_seeded_permutations(continual_run):
+    config, _, experiment, _ = continual_run
+    orders = experiment.orders()
+    assert orders == experiment.orders()
+    assert all(sorted(order) == list(range(config.continual.passages)) for order in orders)
+
+
+def test_too_few_passages_is_a_data_error(continual_run, tokenizer, tmp_path):
+    config, _, _, _ = continual_run
+    store = RunStore(tmp_path)
+    with pytest.raises(DataError, match=r"continual.passages=3 but the data has only 2"):
+        ContinualExperiment(config, load_passages(config.data)[:2], tokenizer, store, Tracker(config.tracking, store))
