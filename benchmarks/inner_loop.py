@@ -13,9 +13,8 @@ reported as a fraction of this machine's fp32 matmul peak, measured here too. Re
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
+from functools import partial
 
 import torch
 
@@ -25,8 +24,6 @@ from seal_lightning.data.knowledge import load_passages
 from seal_lightning.finetune import tokenize_example
 from seal_lightning.inner import SelfEditScorer
 from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, load_tokenizer
-from seal_lightning.multilora import stacked_adapters
-from seal_lightning.rewards import grade, question_prompts
 from seal_lightning.sampling.hf import TransformersSampler
 from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
 from seal_lightning.store import RunStore
@@ -61,75 +58,46 @@ def main() -> None:
     selfedits = sampler.sample([chat_prompt(tokenizer, selfedit_prompt(p)) for p in passages], args.selfedits, seed=0)
     seeds = list(range(args.seeds))
     inner = InnerConfig(epochs=args.epochs)
-    per_passage = [
-        [(documents_from_selfedit(p, edit), seed) for edit in edits for seed in seeds]
+    updates = [
+        (p, documents_from_selfedit(p, edit), seed)
         for p, edits in zip(passages, selfedits, strict=True)
+        for edit in edits
+        for seed in seeds
     ]
-    count = sum(len(updates) for updates in per_passage)
+    count = len(updates)
     tokens = sum(
         len(tokenize_example(tokenizer, "", doc, inner.max_length)["input_ids"]) * inner.epochs
-        for updates in per_passage
-        for documents, _ in updates
+        for _, documents, _ in updates
         for doc in documents
     )
     peak = matmul_peak_flops()
     params = sum(p.numel() for p in policy.parameters())
     results: dict[str, tuple[float, list[float]]] = {}
 
-    def timed(name: str, run) -> None:
+    def timed(name: str, scorer: SelfEditScorer) -> None:
         start = time.perf_counter()
-        rewards = run()
+        rewards = [result.reward for result in scorer.score_many(updates)]
         results[name] = (time.perf_counter() - start, rewards)
         print(f"{name}: {count} self-edit inner loops in {results[name][0]:.1f} s", flush=True)
 
     f1 = RewardConfig(name="f1")
-    if "a" not in skip:
-        scorer = SelfEditScorer(policy, tokenizer, inner, f1)
-        timed(
-            "a", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in scorer.score_many(p, u)]
-        )
-    if "d" not in skip:
-        routed = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=args.epochs, batched=True), f1)
-        timed(
-            "d", lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in routed.score_many(p, u)]
-        )
-    if "c" not in skip:
-        batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=args.epochs, batched=True), RewardConfig())
-        timed(
-            "c",
-            lambda: [r.reward for p, u in zip(passages, per_passage, strict=True) for r in batched.score_many(p, u)],
-        )
+    batched_inner = InnerConfig(epochs=args.epochs, batched=True)
+    sides = {
+        "a": lambda: SelfEditScorer(policy, tokenizer, inner, f1),
+        "d": lambda: SelfEditScorer(policy, tokenizer, batched_inner, f1),
+        "c": lambda: SelfEditScorer(policy, tokenizer, batched_inner, RewardConfig()),
+    }
+    for name, make in sides.items():
+        if name not in skip:
+            timed(name, make())
     if "b" not in skip:
         from seal_lightning.sampling.vllm import VLLMEngine, generate_answers
 
         engine = VLLMEngine(builtin_model_folder(), SamplerConfig().vllm, dtype=torch.float32, seed=0)
         generate_answers(engine, ["warm-up"], [None], 1)
         print("vLLM engine started (not counted)", flush=True)
-
-        def batched_with_vllm() -> list[float]:
-            rewards = []
-            for passage, updates in zip(passages, per_passage, strict=True):
-                tokenized = [
-                    [tokenize_example(tokenizer, "", d, inner.max_length) for d in docs] for docs, _ in updates
-                ]
-                with (
-                    tempfile.TemporaryDirectory() as folder,
-                    stacked_adapters(policy, tokenizer, tokenized, [s for _, s in updates], inner) as multi,
-                ):
-                    adapters = [str(multi.export(k, Path(folder) / f"a{k}")) for k in range(multi.num_adapters)]
-                    prompts = question_prompts(tokenizer, passage.questions)
-                    answers = generate_answers(
-                        engine,
-                        prompts * len(adapters),
-                        [a for a in adapters for _ in prompts],
-                        f1.max_new_tokens,
-                    )
-                    grades = grade("f1", list(passage.questions) * len(adapters), answers, f1)
-                    n = len(prompts)
-                    rewards.extend(sum(grades[k * n : (k + 1) * n]) / n for k in range(len(adapters)))
-            return rewards
-
-        timed("b", batched_with_vllm)
+        answerer = partial(generate_answers, engine, max_new_tokens=f1.max_new_tokens)
+        timed("b", SelfEditScorer(policy, tokenizer, batched_inner, f1, answerer=answerer))
         engine.close()
 
     names = {

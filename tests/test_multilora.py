@@ -15,6 +15,7 @@ from seal_lightning.rewards import adapter_rewards, reward
 from seal_lightning.selfedit import documents_from_selfedit
 
 PASSAGE = Passage.from_row(builtin_passages("validation")[1])
+OTHER_PASSAGE = Passage.from_row(builtin_passages("validation")[2])
 # Different lengths, so adapters run out of documents at different steps (and must then stand still).
 SELFEDITS = ["The first implication.\nA second, rather longer implication of the passage.", "Just one.", ""]
 SEEDS = [3, 4, 5]
@@ -91,7 +92,7 @@ def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokeni
     tokenized = [[tokenize_example(tokenizer, "", d, config.max_length) for d in docs] for docs in documents]
     multi, _ = train_adapters(policy, tokenizer, tokenized, SEEDS, config)
     folders = [multi.export(k, tmp_path / f"adapter_{k}") for k in range(len(SEEDS))]
-    batched = adapter_rewards(multi, tokenizer, PASSAGE.questions, RewardConfig())
+    batched = adapter_rewards(multi, tokenizer, [PASSAGE.questions] * len(SEEDS), RewardConfig())
     multi.remove()
     for folder, value in zip(folders, batched, strict=True):
         peft_model = PeftModel.from_pretrained(policy, folder)
@@ -100,14 +101,17 @@ def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokeni
         assert alone == pytest.approx(value, abs=1e-4)
 
 
-@pytest.mark.parametrize("metric", ["answer_loglik", "f1"])
+@pytest.mark.parametrize("metric", ["answer_loglik", "token_accuracy", "f1"])
 def test_batched_scoring_agrees_with_sequential_scoring(policy, tokenizer, metric):
-    updates = [(documents_from_selfedit(PASSAGE, edit), seed) for edit, seed in zip(SELFEDITS, SEEDS, strict=True)]
+    # Two passages in one batch: each adapter is scored on its own passage's questions.
+    passages = [PASSAGE, OTHER_PASSAGE, PASSAGE]
+    updates = [
+        (passage, documents_from_selfedit(passage, edit), seed)
+        for passage, edit, seed in zip(passages, SELFEDITS, SEEDS, strict=True)
+    ]
     rewards = RewardConfig(name=metric, max_new_tokens=16)
-    sequential = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2), rewards).score_many(PASSAGE, updates)
-    batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2, batched=True), rewards).score_many(
-        PASSAGE, updates
-    )
+    sequential = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2), rewards).score_many(updates)
+    batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2, batched=True), rewards).score_many(updates)
     for one, other in zip(sequential, batched, strict=True):
         assert one.baseline == other.baseline
         assert one.reward == pytest.approx(other.reward, abs=1e-3 if metric == "answer_loglik" else 0.1)

@@ -86,8 +86,10 @@ class InnerConfig:
     max_length: int = 256
     # Inner-loop seeds per self-edit; the reward is their mean.
     seeds: int = 3
-    # Train the k x seeds adapters of one passage together, one forward/backward over the frozen base.
+    # Train inner loops as stacked adapters, one forward/backward over the frozen base for all of them,
+    # up to `max_adapters` at a time (they may span passages: more tokens per step, better throughput).
     batched: bool = False
+    max_adapters: int = 32
 
 
 @dataclass
@@ -247,7 +249,7 @@ LIST_CHOICES: dict[str, tuple[str, ...]] = {
 }
 POSITIVE: tuple[str, ...] = (
     "sampler.k", "sampler.max_new_tokens", "sampler.batch_size", "inner.lr", "inner.epochs",
-    "inner.batch_size", "inner.max_length", "inner.seeds", "inner.lora.rank", "outer.rounds",
+    "inner.batch_size", "inner.max_length", "inner.seeds", "inner.max_adapters", "inner.lora.rank", "outer.rounds",
     "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
     "reward.max_new_tokens", "reward.batch_size", "continual.passages", "continual.sequences",
     "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",

@@ -101,16 +101,18 @@ class SelfEditScorer:
             value = reward(model, self.tokenizer, passage.questions, self.reward_config)
         return InnerResult(reward=value, baseline=baseline)
 
-    def score_many(self, passage: Passage, updates: list[tuple[list[str], int]]) -> list[InnerResult]:
-        """`score` for several (documents, seed) updates of one passage: together when `inner.batched`."""
+    def score_many(self, updates: list[tuple[Passage, list[str], int]]) -> list[InnerResult]:
+        """`score` for several (passage, documents, seed) updates: with `inner.batched` they train as
+        stacked adapters together, whatever their passages, and are scored in one pass."""
         if not self.inner.batched:
-            return [self.score(passage, documents, seed) for documents, seed in updates]
-        baseline = self.baseline(passage)
+            return [self.score(passage, documents, seed) for passage, documents, seed in updates]
+        baselines = [self.baseline(passage) for passage, _, _ in updates]
         tokenized = [
             [tokenize_example(self.tokenizer, "", doc, self.inner.max_length) for doc in documents]
-            for documents, _ in updates
+            for _, documents, _ in updates
         ]
-        seeds = [seed for _, seed in updates]
+        seeds = [seed for _, _, seed in updates]
+        questions = [passage.questions for passage, _, _ in updates]
         with stacked_adapters(self.policy, self.tokenizer, tokenized, seeds, self.inner) as multi:
-            values = adapter_rewards(multi, self.tokenizer, passage.questions, self.reward_config, self.answerer)
-        return [InnerResult(reward=value, baseline=baseline) for value in values]
+            values = adapter_rewards(multi, self.tokenizer, questions, self.reward_config, self.answerer)
+        return [InnerResult(reward=v, baseline=b) for v, b in zip(values, baselines, strict=True)]

@@ -8,7 +8,6 @@ Every finished step is in the run directory, so a rerun of the same command redo
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import time
@@ -227,17 +226,13 @@ class ReSTEM:
             if (passage.key, sample, seed) not in done
         ]
         total = sum(len(selfedits[p.key]) for p in self.passages) * len(seeds)
-        # Batched: all of a passage's unfinished inner loops train together; else one by one.
-        chunks = (
-            [list(group) for _, group in itertools.groupby(todo, key=lambda item: item[0].key)]
-            if self.config.inner.batched
-            else [[item] for item in todo]
-        )
+        # Batched: up to inner.max_adapters unfinished inner loops train together; else one by one.
+        size = self.config.inner.max_adapters if self.config.inner.batched else 1
+        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
         with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
             for chunk in chunks:
-                passage = chunk[0][0]
-                updates = [(documents_from_selfedit(passage, selfedits[passage.key][s]), seed) for _, s, seed in chunk]
-                for (_, sample, seed), result in zip(chunk, scorer.score_many(passage, updates), strict=True):
+                updates = [(p, documents_from_selfedit(p, selfedits[p.key][s]), seed) for p, s, seed in chunk]
+                for (passage, sample, seed), result in zip(chunk, scorer.score_many(updates), strict=True):
                     if passage.key not in persisted:
                         persisted.add(passage.key)
                         record = {"passage": passage.key, "baseline": result.baseline}

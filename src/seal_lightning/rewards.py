@@ -198,33 +198,36 @@ def score_questions(
 def adapter_rewards(
     multi: MultiLoRAModel,
     tokenizer: PreTrainedTokenizerBase,
-    questions: Sequence[Question],
+    questions: Sequence[Sequence[Question]],
     config: RewardConfig,
     answerer: AdapterAnswerer | None = None,
 ) -> list[float]:
-    """The reward (`reward.name`) of each of K stacked adapters, from one batched pass over all of them.
+    """The reward (`reward.name`) of each of K stacked adapters on its own questions (`questions[k]`:
+    its passage's), from one batched pass over all of them.
 
     Greedy answers come from one routed `generate` call, or, given an `answerer` (vLLM), from the
     adapters exported as PEFT folders with one LoRA request per prompt.
     """
-    count, adapters = len(questions), multi.num_adapters
+    owners = [k for k, own in enumerate(questions) for _ in own]
+    flat = [question for own in questions for question in own]
     if config.name in TEACHER_FORCED_METRICS:
-        sequences = answer_sequences(tokenizer, questions)
-        values = multi.sequence_scores([(k, ids, labels) for k in range(adapters) for ids, labels in sequences])
-        return [_mean(values[config.name][k * count : (k + 1) * count]) for k in range(adapters)]
-    all_questions = list(questions) * adapters
+        sequences = answer_sequences(tokenizer, flat)
+        values = multi.sequence_scores([(k, ids, labels) for k, (ids, labels) in zip(owners, sequences, strict=True)])
+        return _means_by_owner(values[config.name], owners, len(questions))
     if answerer is not None:
         with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:
-            paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(adapters)]
-            prompts = question_prompts(tokenizer, questions) * adapters
-            predictions = answerer(prompts, [path for path in paths for _ in range(count)])
+            paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(len(questions))]
+            predictions = answerer(question_prompts(tokenizer, flat), [paths[k] for k in owners])
     else:
         # Every (adapter, question) prompt in one generate call, each row routed to its adapter.
-        multi.routing.set_rows(torch.arange(adapters).repeat_interleave(count).to(multi.base.device))
-        batched = dataclasses.replace(config, batch_size=adapters * count)
-        predictions = greedy_answers(multi.base, tokenizer, all_questions, batched)
-    values = grade(config.name, all_questions, predictions, config)
-    return [_mean(values[k * count : (k + 1) * count]) for k in range(adapters)]
+        multi.routing.set_rows(torch.tensor(owners, device=multi.base.device))
+        batched = dataclasses.replace(config, batch_size=len(flat))
+        predictions = greedy_answers(multi.base, tokenizer, flat, batched)
+    return _means_by_owner(grade(config.name, flat, predictions, config), owners, len(questions))
+
+
+def _means_by_owner(values: Sequence[float], owners: Sequence[int], count: int) -> list[float]:
+    return [_mean([v for v, owner in zip(values, owners, strict=True) if owner == k]) for k in range(count)]
 
 
 def reward(
