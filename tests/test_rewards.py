@@ -13,6 +13,7 @@ from seal_lightning.rewards import (
     normalize_answer,
     question_prompts,
     score_questions,
+    teacher_forced_scores,
     token_f1,
 )
 
@@ -34,30 +35,37 @@ def test_exact_match_and_f1():
     assert token_f1("", "") == 1.0
 
 
-def test_answer_loglik_matches_a_token_by_token_computation(policy, tokenizer):
+def test_teacher_forced_scores_match_a_token_by_token_computation(policy, tokenizer):
     """Hand check: score each answer token with its own forward pass over the exact prefix."""
     questions = [
         Question("In what year was Seltam Uldunis born?", "1905"),
         Question("Where is Odrava?", "Wynae"),
+        Question("What is the capital of France?", "Paris"),
     ]
-    batched = answer_loglik(policy, tokenizer, questions, batch_size=2)
-    for question, prompt, value in zip(questions, question_prompts(tokenizer, questions), batched, strict=True):
+    batched = teacher_forced_scores(policy, tokenizer, questions, batch_size=2)
+    assert batched["answer_loglik"] == answer_loglik(policy, tokenizer, questions, batch_size=2)
+    prompts = question_prompts(tokenizer, questions)
+    for i, (question, prompt) in enumerate(zip(questions, prompts, strict=True)):
         prefix = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         answer = tokenizer(question.answer, add_special_tokens=False)["input_ids"]
-        logps = []
+        logps, hits = [], []
         for token in answer:
             with torch.no_grad():
                 logits = policy(input_ids=torch.tensor([prefix])).logits[0, -1]
             logps.append(torch.log_softmax(logits, -1)[token].item())
+            hits.append(float(logits.argmax().item() == token))
             prefix = [*prefix, token]
-        assert value == pytest.approx(sum(logps) / len(logps), abs=1e-4)
-        assert value < 0
+        assert batched["answer_loglik"][i] == pytest.approx(sum(logps) / len(logps), abs=1e-4)
+        assert batched["token_accuracy"][i] == pytest.approx(sum(hits) / len(hits))
+        assert batched["answer_loglik"][i] < 0
+    assert all(0.0 <= value <= 1.0 for value in batched["token_accuracy"])
 
 
 def test_score_questions_reports_each_requested_metric(policy, tokenizer):
     questions = [Question("What is the capital of France?", "Paris")]
-    scores = score_questions(policy, tokenizer, questions, ["answer_loglik", "exact_match", "f1"], RewardConfig())
-    assert set(scores) == {"answer_loglik", "exact_match", "f1"}
+    metrics = ["answer_loglik", "token_accuracy", "exact_match", "f1"]
+    scores = score_questions(policy, tokenizer, questions, metrics, RewardConfig())
+    assert set(scores) == set(metrics)
     assert scores["answer_loglik"] > math.log(0.05)  # a model this size knows Paris
     assert 0.0 <= scores["f1"] <= 1.0
 

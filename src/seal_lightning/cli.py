@@ -16,10 +16,17 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from seal_lightning.config import SealConfig, load_config, to_flat_dict, to_yaml
 from seal_lightning.errors import ConfigError, SealError
 from seal_lightning.store import RunStore
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
+    from transformers import PreTrainedTokenizerBase
+
+    from seal_lightning.data.knowledge import Passage
+    from seal_lightning.tracking import Tracker
 
 # Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
 RESUMABLE_CHANGES = (
@@ -71,17 +78,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def fit(config: SealConfig) -> int:
+def open_run(
+    config: SealConfig, resumable: bool = True
+) -> tuple[list[Passage], PreTrainedTokenizerBase, RunStore, Tracker]:
+    """What the passage commands start from: passages, tokenizer, run directory and MLflow tracker.
+    With `resumable`, the run directory must hold this config's run or none."""
     from seal_lightning.data.knowledge import load_passages
     from seal_lightning.models import load_tokenizer
-    from seal_lightning.outer import ReSTEM, format_table
     from seal_lightning.tracking import Tracker
 
     passages = load_passages(config.data)
     tokenizer = load_tokenizer(config.model)
     store = RunStore(config.run_dir)
-    check_resumable(store, config)
-    tracker = Tracker(config.tracking, store)
+    if resumable:
+        check_resumable(store, config)
+    return passages, tokenizer, store, Tracker(config.tracking, store)
+
+
+def fit(config: SealConfig) -> int:
+    from seal_lightning.outer import ReSTEM, format_table
+
+    passages, tokenizer, store, tracker = open_run(config)
     print(f"seal-lightning fit: {len(passages)} passages, {config.outer.rounds} rounds, run dir {store.root}")
     summaries = ReSTEM(config, passages, tokenizer, store, tracker).fit()
     print(format_table(summaries))
@@ -91,16 +108,11 @@ def fit(config: SealConfig) -> int:
 
 
 def evaluate(config: SealConfig) -> int:
-    from seal_lightning.data.knowledge import load_passages
     from seal_lightning.evaluation import Evaluator, format_table
-    from seal_lightning.models import load_model, load_tokenizer
-    from seal_lightning.tracking import Tracker
+    from seal_lightning.models import load_model
 
-    passages = load_passages(config.data)
-    tokenizer = load_tokenizer(config.model)
+    passages, tokenizer, store, tracker = open_run(config, resumable=False)
     model = load_model(config.model)
-    store = RunStore(config.run_dir)
-    tracker = Tracker(config.tracking, store)
     evaluator = Evaluator(config, model, tokenizer, store, tracker)
     print(f"seal-lightning evaluate: {config.model.name} on {len(passages)} passages -> {store.path(evaluator.folder)}")
     table = evaluator.run(passages)
@@ -111,15 +123,8 @@ def evaluate(config: SealConfig) -> int:
 
 def continual(config: SealConfig) -> int:
     from seal_lightning.continual.experiment import ContinualExperiment, format_summary
-    from seal_lightning.data.knowledge import load_passages
-    from seal_lightning.models import load_tokenizer
-    from seal_lightning.tracking import Tracker
 
-    passages = load_passages(config.data)
-    tokenizer = load_tokenizer(config.model)
-    store = RunStore(config.run_dir)
-    check_resumable(store, config)
-    tracker = Tracker(config.tracking, store)
+    passages, tokenizer, store, tracker = open_run(config)
     experiment = ContinualExperiment(config, passages, tokenizer, store, tracker)
     print(
         f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "

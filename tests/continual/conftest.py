@@ -15,7 +15,7 @@ from seal_lightning.tracking import Tracker
 REPO = Path(__file__).resolve().parents[2]
 
 
-def small_config(run_dir: Path, *overrides: str):
+def make_small_config(run_dir: Path, *overrides: str):
     """Three passages, every strategy, short updates: each strategy runs three real steps."""
     return load_config(
         str(REPO / "conf" / "continual.yaml"),
@@ -34,9 +34,14 @@ def small_config(run_dir: Path, *overrides: str):
 
 
 @pytest.fixture(scope="session")
+def small_config():
+    return make_small_config
+
+
+@pytest.fixture(scope="session")
 def continual_run(tmp_path_factory, tokenizer):
     run_dir = tmp_path_factory.mktemp("continual")
-    config = small_config(run_dir)
+    config = make_small_config(run_dir)
     store = RunStore(config.run_dir)
     experiment = ContinualExperiment(
         config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)

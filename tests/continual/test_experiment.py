@@ -62,3 +62,26 @@ def test_too_few_passages_is_a_data_error(continual_run, tokenizer, tmp_path):
     store = RunStore(tmp_path)
     with pytest.raises(DataError, match=r"continual.passages=3 but the data has only 2"):
         ContinualExperiment(config, load_passages(config.data)[:2], tokenizer, store, Tracker(config.tracking, store))
+
+
+def test_runs_on_a_squad_format_file(tmp_path, tokenizer, small_config):
+    items = [
+        {
+            "title": f"Place {name}",
+            "context": f"Place {name} was founded in {year} by {founder}.",
+            "questions": [{"question": f"Who founded Place {name}?", "answer": founder}],
+        }
+        for name, year, founder in (("Alpha", 1801, "Ona Vell"), ("Beta", 1902, "Ike Darro"))
+    ]
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(items))
+    config = small_config(
+        tmp_path / "run", f"data.path={path}", "continual.passages=2", "continual.strategy=naive", "inner.epochs=1"
+    )
+    store = RunStore(config.run_dir)
+    experiment = ContinualExperiment(
+        config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)
+    )
+    (result,) = experiment.run()
+    assert result.matrices[0].shape == (3, 2)
+    assert store.read_json("continual/naive/sequence_0.json")["titles"][0].startswith("Place ")
