@@ -16,12 +16,18 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 quiet_libraries()
 
 
-def shared_file(relative: str) -> Path:
-    """A file from ../shared/data, or a skip with the reason when this checkout has none beside it."""
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (the shared data folder is not beside this checkout)")
-    return path
+@pytest.fixture(scope="session")
+def shared_file():
+    """`shared_file(relative)`: a file from ../shared/data, or a skip with the reason when this checkout
+    has none beside it. A fixture, not an import: tests in subfolders have conftest modules of their own."""
+
+    def find(relative: str) -> Path:
+        path = SHARED_DATA / relative
+        if not path.is_file():
+            pytest.skip(f"{path} is absent (the shared data folder is not beside this checkout)")
+        return path
+
+    return find
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 import math
 
 import pytest
-from conftest import shared_file
 
 from seal_lightning.cli import main
 from seal_lightning.evaluation import format_table, mean_stderr, summarize
@@ -47,7 +46,7 @@ def test_evaluate_builtin_test_split(tmp_path, capsys):
     assert len(results) == 1 and len(results[0].read_text().splitlines()) == 4
 
 
-def test_evaluate_shared_squad_with_external_selfedits(tmp_path, capsys):
+def test_evaluate_shared_squad_with_external_selfedits(tmp_path, capsys, shared_file):
     data = shared_file("reference/qwen7b_base_selfedits_round1.json")
     argv = [
         "evaluate",

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-from conftest import shared_file
 
 from seal_lightning.config import DataConfig
 from seal_lightning.data.knowledge import load_knowledge_file, load_passages
@@ -62,7 +61,7 @@ def test_builtin_splits_load():
 @pytest.mark.parametrize(
     "name", ["squad/dev100.json", "squad/train_round1.json", "reference/qwen7b_base_selfedits_round1.json"]
 )
-def test_shared_squad_files_load(name):
+def test_shared_squad_files_load(name, shared_file):
     passages = load_passages(DataConfig(path=str(shared_file(name))))
     assert len(passages) >= 50
     assert all(p.questions for p in passages)
