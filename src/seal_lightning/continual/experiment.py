@@ -121,7 +121,7 @@ class ContinualExperiment:
                 self.store.write_json(name, record)
             records.append(record)
         matrices = [np.array(record["matrix"]) for record in records]
-        seconds = [step["seconds"] for record in records for step in record["steps"]]
+        seconds = [s for record in records for s in record["step_seconds"]]
         return StrategyResult(strategy, matrices, float(np.mean(seconds)))
 
     def run_sequence(self, strategy: str, stream: list[Passage], documents: dict[str, list], index: int) -> dict:
@@ -141,6 +141,7 @@ class ContinualExperiment:
             "order": [p.key for p in stream],
             "titles": [p.title for p in stream],
             "matrix": matrix,
+            "step_seconds": [step["seconds"] for step in steps],
             "steps": steps,
         }
 

@@ -73,9 +73,8 @@ class AvalancheRegularizer(ContinualPlugin):
         return self.facade
 
     def before_backward(self, module: ContinualLoRAModule, loss: torch.Tensor) -> torch.Tensor:
-        assert self.facade is not None, "on_train_start attaches the facade to the adapter being trained"
         before = loss.item()  # the plugins add in place: `strategy.loss += penalty`
-        total = self.facade.add_penalty(self.plugin, loss)
+        total = self.watch(module.model).add_penalty(self.plugin, loss)
         self.penalties.append(total.item() - before)
         return total
 
@@ -109,8 +108,7 @@ class LwF(AvalancheRegularizer):
     def before_backward(self, module: ContinualLoRAModule, loss: torch.Tensor) -> torch.Tensor:
         if not self.memory:
             return loss
-        facade = self.facade
-        assert facade is not None, "on_train_start attaches the facade to the adapter being trained"
+        facade = self.watch(module.model)
         picked = self.rng.sample(self.memory, min(self.distil_size, len(self.memory)))
         facade.mb_x = self.collate(picked)[0].to(module.model.device)
         facade.mb_output = facade.model(facade.mb_x)
