@@ -19,13 +19,19 @@ from functools import partial
 import torch
 
 from seal_lightning.cli import quiet_libraries
-from seal_lightning.config import DataConfig, InnerConfig, ModelConfig, RewardConfig, SamplerConfig, TrackingConfig
-from seal_lightning.data.knowledge import load_passages
-from seal_lightning.finetune import tokenize_example
-from seal_lightning.inner import SelfEditScorer
-from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, load_tokenizer
+from seal_lightning.config import (
+    DataConfig,
+    InnerConfig,
+    ModelConfig,
+    RewardConfig,
+    SamplerConfig,
+    SealConfig,
+    TrackingConfig,
+)
+from seal_lightning.domains.knowledge import KnowledgeDomain
+from seal_lightning.inner import SelfEditScorer, tokenized
+from seal_lightning.models import builtin_model_folder, load_model, load_tokenizer
 from seal_lightning.sampling.hf import TransformersSampler
-from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
@@ -52,23 +58,32 @@ def main() -> None:
     quiet_libraries()
     skip = set(filter(None, args.skip.split(",")))
 
+    data = DataConfig(builtin_split="validation", limit=args.passages)
     tokenizer, policy = load_tokenizer(ModelConfig()), load_model(ModelConfig())
-    passages = load_passages(DataConfig(builtin_split="validation", limit=args.passages))
+    # The same self-edits under sequential and batched inner-loop settings.
+    domains = {
+        batched: KnowledgeDomain(
+            SealConfig(data=data, inner=InnerConfig(epochs=args.epochs, batched=batched)), tokenizer
+        )
+        for batched in (False, True)
+    }
+    passages = domains[False].load()
     sampler = TransformersSampler(SamplerConfig(max_new_tokens=args.max_new_tokens), policy, tokenizer)
-    selfedits = sampler.sample([chat_prompt(tokenizer, selfedit_prompt(p)) for p in passages], args.selfedits, seed=0)
+    prompts = [domains[False].selfedit_prompt(p) for p in passages]
+    selfedits = sampler.sample(prompts, args.selfedits, seed=0)
     seeds = list(range(args.seeds))
-    inner = InnerConfig(epochs=args.epochs)
-    updates = [
-        (p, documents_from_selfedit(p, edit), seed)
-        for p, edits in zip(passages, selfedits, strict=True)
-        for edit in edits
-        for seed in seeds
-    ]
-    count = len(updates)
+    updates = {
+        batched: [
+            (p, domain.update(p, edit), seed)
+            for p, edits in zip(passages, selfedits, strict=True)
+            for edit in edits
+            for seed in seeds
+        ]
+        for batched, domain in domains.items()
+    }
+    count = len(updates[False])
     tokens = sum(
-        len(tokenize_example(tokenizer, "", doc, inner.max_length)["input_ids"]) * inner.epochs
-        for _, documents, _ in updates
-        for doc in documents
+        len(example["input_ids"]) * args.epochs for _, u, _ in updates[False] for example in tokenized(u, tokenizer)
     )
     peak = matmul_peak_flops()
     params = sum(p.numel() for p in policy.parameters())
@@ -76,16 +91,15 @@ def main() -> None:
 
     def timed(name: str, scorer: SelfEditScorer) -> None:
         start = time.perf_counter()
-        rewards = [result.reward for result in scorer.score_many(updates)]
+        rewards = [result.reward for result in scorer.score_many(updates[name != "a"])]
         results[name] = (time.perf_counter() - start, rewards)
         print(f"{name}: {count} self-edit inner loops in {results[name][0]:.1f} s", flush=True)
 
     f1 = RewardConfig(name="f1")
-    batched_inner = InnerConfig(epochs=args.epochs, batched=True)
     sides = {
-        "a": lambda: SelfEditScorer(policy, tokenizer, inner, f1),
-        "d": lambda: SelfEditScorer(policy, tokenizer, batched_inner, f1),
-        "c": lambda: SelfEditScorer(policy, tokenizer, batched_inner, RewardConfig()),
+        "a": lambda: SelfEditScorer(policy, tokenizer, domains[False], f1),
+        "d": lambda: SelfEditScorer(policy, tokenizer, domains[True], f1),
+        "c": lambda: SelfEditScorer(policy, tokenizer, domains[True], RewardConfig()),
     }
     for name, make in sides.items():
         if name not in skip:
@@ -97,7 +111,7 @@ def main() -> None:
         generate_answers(engine, ["warm-up"], [None], 1)
         print("vLLM engine started (not counted)", flush=True)
         answerer = partial(generate_answers, engine, max_new_tokens=f1.max_new_tokens)
-        timed("b", SelfEditScorer(policy, tokenizer, batched_inner, f1, answerer=answerer))
+        timed("b", SelfEditScorer(policy, tokenizer, domains[True], f1, answerer=answerer))
         engine.close()
 
     names = {

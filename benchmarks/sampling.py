@@ -15,10 +15,10 @@ import time
 
 from seal_lightning.config import DataConfig, ModelConfig, SamplerConfig
 from seal_lightning.data.knowledge import load_passages
+from seal_lightning.domains.knowledge import selfedit_prompt
 from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, load_tokenizer
 from seal_lightning.sampling.hf import TransformersSampler
 from seal_lightning.sampling.vllm import VLLMEngine, VLLMSampler
-from seal_lightning.selfedit import selfedit_prompt
 
 
 def count_tokens(tokenizer, completions: list[list[str]]) -> int:

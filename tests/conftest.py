@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from seal_lightning.cli import quiet_libraries
-from seal_lightning.config import ModelConfig
+from seal_lightning.config import ModelConfig, SealConfig
+from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.models import load_model, load_tokenizer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -40,3 +41,10 @@ def policy():
     """The built-in model. Tests that adapt it must leave it as they found it (the inner loop does)."""
     torch.manual_seed(0)
     return load_model(ModelConfig())
+
+
+@pytest.fixture(scope="session")
+def knowledge(tokenizer):
+    """`knowledge(**sections)`: the knowledge domain under the default config with these sections
+    replaced (for example `inner=InnerConfig(epochs=2)`)."""
+    return lambda **sections: KnowledgeDomain(SealConfig(**sections), tokenizer)

@@ -53,6 +53,12 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["inner.epochs=0"], "inner.epochs must be positive"),
         (["evaluate.conditions=[passage_external]"], "external_selfedits"),
         (["rounds"], "key=value"),
+        (["domain=vision"], "domain='vision' is not one of: knowledge, arc"),
+        (["domain=arc", "reward.name=f1"], "reward.name='f1' is not one of: answer_loglik, token_accuracy, grid_match"),
+        (["evaluate.conditions=[oracle]"], "valid entries for domain=knowledge: no_update"),
+        (["domain=arc", "evaluate.metrics=[exact_match]"], "valid entries for domain=arc"),
+        (["domain=arc", "arc.min_lr=0.1", "arc.max_lr=0.01"], "arc.min_lr=0.1 is above arc.max_lr=0.01"),
+        (["domain=arc", "arc.standard=not json"], "arc.standard"),
     ],
 )
 def test_bad_config_is_one_clear_line(overrides, expected):
@@ -60,6 +66,17 @@ def test_bad_config_is_one_clear_line(overrides, expected):
         load_config(None, overrides)
     assert expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_domain_defaults_sit_below_files_and_overrides(tmp_path):
+    config = load_config(None, ["domain=arc"])
+    assert (config.run_dir, config.reward.name, config.outer.solved_at) == ("runs/arc", "token_accuracy", 1.0)
+    assert config.evaluate.conditions == ["icl", "ttt_standard", "ttt_selfedit", "seal", "oracle"]
+    path = tmp_path / "c.yaml"
+    path.write_text("domain: arc\nrun_dir: elsewhere\n")
+    config = load_config(str(path), ["reward.name=grid_match"])
+    assert (config.run_dir, config.reward.name, config.sampler.k) == ("elsewhere", "grid_match", 15)
+    assert load_config().run_dir == "runs/knowledge"
 
 
 def test_missing_config_file():

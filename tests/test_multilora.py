@@ -8,11 +8,11 @@ from peft import PeftModel
 from seal_lightning.config import InnerConfig, RewardConfig
 from seal_lightning.data.builtin import builtin_passages
 from seal_lightning.data.knowledge import Passage
+from seal_lightning.domains.knowledge import answer_questions, documents_from_selfedit
 from seal_lightning.finetune import tokenize_example
 from seal_lightning.inner import InnerLoRAModule, SelfEditScorer
 from seal_lightning.multilora import StackedAdamW, peft_initial_weights, train_adapters
 from seal_lightning.rewards import adapter_rewards, reward
-from seal_lightning.selfedit import documents_from_selfedit
 
 PASSAGE = Passage.from_row(builtin_passages("validation")[1])
 OTHER_PASSAGE = Passage.from_row(builtin_passages("validation")[2])
@@ -92,26 +92,30 @@ def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokeni
     tokenized = [[tokenize_example(tokenizer, "", d, config.max_length) for d in docs] for docs in documents]
     multi, _ = train_adapters(policy, tokenizer, tokenized, SEEDS, config)
     folders = [multi.export(k, tmp_path / f"adapter_{k}") for k in range(len(SEEDS))]
-    batched = adapter_rewards(multi, tokenizer, [PASSAGE.questions] * len(SEEDS), RewardConfig())
+    questions = answer_questions(PASSAGE)
+    batched = adapter_rewards(multi, tokenizer, [questions] * len(SEEDS), RewardConfig())
     multi.remove()
     for folder, value in zip(folders, batched, strict=True):
         peft_model = PeftModel.from_pretrained(policy, folder)
-        alone = reward(peft_model, tokenizer, PASSAGE.questions, RewardConfig())
+        alone = reward(peft_model, tokenizer, questions, RewardConfig())
         peft_model.unload()
         assert alone == pytest.approx(value, abs=1e-4)
 
 
 @pytest.mark.parametrize("metric", ["answer_loglik", "token_accuracy", "f1"])
-def test_batched_scoring_agrees_with_sequential_scoring(policy, tokenizer, metric):
+def test_batched_scoring_agrees_with_sequential_scoring(policy, tokenizer, knowledge, metric):
     # Two passages in one batch: each adapter is scored on its own passage's questions.
     passages = [PASSAGE, OTHER_PASSAGE, PASSAGE]
-    updates = [
-        (passage, documents_from_selfedit(passage, edit), seed)
-        for passage, edit, seed in zip(passages, SELFEDITS, SEEDS, strict=True)
-    ]
     rewards = RewardConfig(name=metric, max_new_tokens=16)
-    sequential = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2), rewards).score_many(updates)
-    batched = SelfEditScorer(policy, tokenizer, InnerConfig(epochs=2, batched=True), rewards).score_many(updates)
+    results = {}
+    for batched in (False, True):
+        domain = knowledge(inner=InnerConfig(epochs=2, batched=batched))
+        updates = [
+            (passage, domain.update(passage, edit), seed)
+            for passage, edit, seed in zip(passages, SELFEDITS, SEEDS, strict=True)
+        ]
+        results[batched] = SelfEditScorer(policy, tokenizer, domain, rewards).score_many(updates)
+    sequential, batched = results[False], results[True]
     for one, other in zip(sequential, batched, strict=True):
         assert one.baseline == other.baseline
         assert one.reward == pytest.approx(other.reward, abs=1e-3 if metric == "answer_loglik" else 0.1)

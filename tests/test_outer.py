@@ -1,19 +1,33 @@
 from seal_lightning.outer import ScoredSelfEdit, select_best
 
 
-def edit(passage, sample, reward, baseline=0.0):
+def edit(item, sample, reward, baseline=0.0, error=None):
     return ScoredSelfEdit(
-        passage=passage, sample=sample, completion=f"{passage}{sample}", reward=reward, baseline=baseline
+        item=item, sample=sample, completion=f"{item}{sample}", reward=reward, baseline=baseline, error=error
     )
 
 
-def test_best_of_k_per_passage_kept_even_when_gain_is_negative():
+def kept_ids(kept):
+    return [(k.item, k.sample) for k in kept]
+
+
+def test_best_of_k_per_item_kept_even_when_gain_is_negative():
     scored = [edit("a", 0, -2.0, -1.0), edit("a", 1, -1.5, -1.0), edit("b", 0, 0.3), edit("b", 1, 0.1)]
     kept = select_best(scored, min_gain=None)
-    assert [(k.passage, k.sample) for k in kept] == [("a", 1), ("b", 0)]
+    assert kept_ids(kept) == [("a", 1), ("b", 0)]
     assert kept[0].gain == -0.5
 
 
-def test_min_gain_drops_passages_whose_best_is_not_good_enough():
+def test_min_gain_drops_items_whose_best_is_not_good_enough():
     scored = [edit("a", 0, -2.0, -1.0), edit("a", 1, -1.5, -1.0), edit("b", 0, 0.3), edit("b", 1, 0.1)]
-    assert [(k.passage, k.sample) for k in select_best(scored, min_gain=0.0)] == [("b", 0)]
+    assert kept_ids(select_best(scored, min_gain=0.0)) == [("b", 0)]
+
+
+def test_solved_at_keeps_every_solving_selfedit_and_the_best_where_none_solves():
+    scored = [edit("a", 0, 1.0), edit("a", 1, 0.4), edit("a", 2, 1.0), edit("b", 0, 0.2), edit("b", 1, 0.7)]
+    assert kept_ids(select_best(scored, min_gain=None, solved_at=1.0)) == [("a", 0), ("a", 2), ("b", 1)]
+
+
+def test_rejected_selfedits_are_never_kept():
+    scored = [edit("a", 0, 0.5, 0.5, error="not JSON"), edit("a", 1, 0.1, 0.5), edit("b", 0, 0.0, error="x")]
+    assert kept_ids(select_best(scored, min_gain=None)) == [("a", 1)]

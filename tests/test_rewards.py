@@ -8,7 +8,9 @@ from seal_lightning.data.knowledge import Question
 from seal_lightning.errors import SealError
 from seal_lightning.rewards import (
     answer_loglik,
+    cell_accuracy,
     exact_match,
+    grid_match,
     judge_answers,
     normalize_answer,
     question_prompts,
@@ -74,3 +76,13 @@ def test_judge_unreachable_is_one_clear_error():
     config = JudgeConfig(base_url="http://127.0.0.1:9/v1", timeout_s=2)
     with pytest.raises(SealError, match=r"llm_judge at http://127.0.0.1:9/v1 failed"):
         judge_answers(config, [Question("Q?", "A")], ["A"])
+
+
+def test_grid_match_and_cell_accuracy_read_the_first_grid_of_an_answer():
+    gold = "012\n340"
+    assert grid_match("Here it is:\n012\n340\nDone.", gold) == 1.0
+    assert grid_match("012\n341", gold) == 0.0
+    assert grid_match("no grid at all", gold) == 0.0
+    assert cell_accuracy("012\n341", gold) == pytest.approx(5 / 6)
+    assert cell_accuracy("01\n34", gold) == 0.0  # another shape
+    assert cell_accuracy("", gold) == 0.0

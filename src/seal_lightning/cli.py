@@ -2,6 +2,8 @@
 self-edits under forgetting strategies) and `compare` (those strategies side by side, from MLflow).
 
     python -m seal_lightning fit --config conf/demo.yaml outer.rounds=2 inner.lora.rank=16
+    python -m seal_lightning fit --config conf/arc.yaml
+    python -m seal_lightning evaluate domain=arc evaluate.policy=runs/arc/round_1/policy
     python -m seal_lightning continual --config conf/continual.yaml continual.strategy=naive,replay
     python -m seal_lightning compare --config conf/continual.yaml --experiment continual-builtin
 
@@ -25,7 +27,7 @@ from seal_lightning.store import RunStore
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
     from transformers import PreTrainedTokenizerBase
 
-    from seal_lightning.data.knowledge import Passage
+    from seal_lightning.domains import Domain, Item
     from seal_lightning.tracking import Tracker
 
 # Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
@@ -80,27 +82,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def open_run(
     config: SealConfig, resumable: bool = True
-) -> tuple[list[Passage], PreTrainedTokenizerBase, RunStore, Tracker]:
-    """What the passage commands start from: passages, tokenizer, run directory and MLflow tracker.
-    With `resumable`, the run directory must hold this config's run or none."""
-    from seal_lightning.data.knowledge import load_passages
+) -> tuple[Domain, list[Item], PreTrainedTokenizerBase, RunStore, Tracker]:
+    """What the model commands start from: the domain and its items, tokenizer, run directory and MLflow
+    tracker. With `resumable`, the run directory must hold this config's run or none."""
+    from seal_lightning.domains import build_domain
     from seal_lightning.models import load_tokenizer
     from seal_lightning.tracking import Tracker
 
-    passages = load_passages(config.data)
     tokenizer = load_tokenizer(config.model)
+    domain = build_domain(config, tokenizer)
+    items = list(domain.load())
     store = RunStore(config.run_dir)
     if resumable:
         check_resumable(store, config)
-    return passages, tokenizer, store, Tracker(config.tracking, store)
+    return domain, items, tokenizer, store, Tracker(config.tracking, store)
 
 
 def fit(config: SealConfig) -> int:
     from seal_lightning.outer import ReSTEM, format_table
 
-    passages, tokenizer, store, tracker = open_run(config)
-    print(f"seal-lightning fit: {len(passages)} passages, {config.outer.rounds} rounds, run dir {store.root}")
-    summaries = ReSTEM(config, passages, tokenizer, store, tracker).fit()
+    domain, items, tokenizer, store, tracker = open_run(config)
+    print(f"seal-lightning fit: {len(items)} {domain.name} items, {config.outer.rounds} rounds, run dir {store.root}")
+    summaries = ReSTEM(config, domain, items, tokenizer, store, tracker).fit()
     print(format_table(summaries))
     print(f"policy of the last round: {store.path(f'round_{config.outer.rounds}/policy')}")
     print(f"MLflow store: {tracker.uri}   (mlflow ui --backend-store-uri {tracker.uri})")
@@ -111,11 +114,19 @@ def evaluate(config: SealConfig) -> int:
     from seal_lightning.evaluation import Evaluator, format_table
     from seal_lightning.models import load_model
 
-    passages, tokenizer, store, tracker = open_run(config, resumable=False)
+    domain, items, tokenizer, store, tracker = open_run(config, resumable=False)
     model = load_model(config.model)
-    evaluator = Evaluator(config, model, tokenizer, store, tracker)
-    print(f"seal-lightning evaluate: {config.model.name} on {len(passages)} passages -> {store.path(evaluator.folder)}")
-    table = evaluator.run(passages)
+    evaluator = Evaluator(config, domain, model, tokenizer, store, tracker)
+    print(
+        f"seal-lightning evaluate: {config.model.name} on {len(items)} {domain.name} items -> "
+        f"{store.path(evaluator.folder)}"
+    )
+    left_out = [name for name in config.evaluate.conditions if name not in evaluator.conditions]
+    if left_out:
+        print(f"rows left out: {', '.join(left_out)} (set evaluate.policy to a trained policy folder)")
+    table = evaluator.run(items)
+    if len(items) <= 20:
+        print(store.path(f"{evaluator.folder}/per_item.txt").read_text(), end="")
     print(format_table(table, config.evaluate.metrics))
     print(f"MLflow store: {tracker.uri}")
     return 0
@@ -124,8 +135,10 @@ def evaluate(config: SealConfig) -> int:
 def continual(config: SealConfig) -> int:
     from seal_lightning.continual.experiment import ContinualExperiment, format_summary
 
-    passages, tokenizer, store, tracker = open_run(config)
-    experiment = ContinualExperiment(config, passages, tokenizer, store, tracker)
+    if config.domain != "knowledge":
+        raise ConfigError(f"continual streams passages: it needs domain=knowledge, not domain={config.domain}")
+    domain, passages, tokenizer, store, tracker = open_run(config)
+    experiment = ContinualExperiment(config, domain, passages, tokenizer, store, tracker)
     print(
         f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "
         f"strategies {', '.join(config.continual.strategies)}, run dir {store.root}"

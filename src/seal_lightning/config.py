@@ -119,6 +119,9 @@ class OuterConfig:
     # None keeps the best self-edit of each passage even when its gain is negative (the paper's choice);
     # a number keeps it only when its gain over the baseline is at least that.
     min_gain: float | None = None
+    # A number: every self-edit whose reward reaches it is kept (ARC: 1.0 with token_accuracy, solved),
+    # and the best one only where none does.
+    solved_at: float | None = None
     lora: LoRAConfig = field(
         default_factory=lambda: LoRAConfig(
             rank=64,
@@ -139,6 +142,37 @@ class EvaluateConfig:
     metrics: list[str] = field(default_factory=lambda: ["answer_loglik", "exact_match", "f1"])
     # A SQuAD-style file whose passages carry "completions" (for example the reference self-edits).
     external_selfedits: str | None = None
+    # A trained policy folder (a fit run's round_N/policy): the `seal` row of the ARC table samples from
+    # it and adapts it. None: that row is left out.
+    policy: str | None = None
+
+
+@dataclass
+class ArcConfig:
+    """Few-shot abstract reasoning (SEAL.md, domain 2): which tasks, and the bounds on tool-call self-edits."""
+
+    # Task ids to use. None: every task of data.path, or the paper's 12 of the built-in ARC-AGI-1 set.
+    tasks: list[str] | None = None
+    # The solutions of a challenges file. None: `X_solutions.json` beside `X_challenges.json`, or the
+    # test outputs inside the task files.
+    solutions: str | None = None
+    # Augmented leave-one-out examples per update are capped at this many (a seeded sample).
+    max_examples: int = 24
+    # Ranges a self-edit's numbers are clamped to.
+    min_lr: float = 1.0e-5
+    max_lr: float = 1.0e-2
+    max_epochs: int = 5
+    # Test-time training without a self-edit, and what a self-edit leaves out.
+    standard: str = '{"augmentations": ["basic"], "learning_rate": 5e-4, "epochs": 2, "loss": "outputs"}'
+    # The configurations the oracle row of `evaluate` tries on every task (it reports the best).
+    oracle: list[str] = field(
+        default_factory=lambda: [
+            '{"augmentations": [], "learning_rate": 5e-4, "epochs": 3, "loss": "outputs"}',
+            '{"augmentations": ["basic"], "learning_rate": 5e-4, "epochs": 2, "loss": "outputs"}',
+            '{"augmentations": ["basic", "chain"], "learning_rate": 1e-3, "epochs": 2, "loss": "all"}',
+            '{"augmentations": ["basic", "size", "repeat"], "learning_rate": 1e-3, "epochs": 2, "loss": "outputs"}',
+        ]
+    )
 
 
 @dataclass
@@ -220,6 +254,8 @@ STRATEGIES = ("naive", "replay", "ewc", "lwf", "gated")
 
 @dataclass
 class SealConfig:
+    # knowledge: passages and questions (domain 1); arc: few-shot abstract reasoning (domain 2).
+    domain: str = "knowledge"
     run_dir: str = "runs/knowledge"
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -230,22 +266,58 @@ class SealConfig:
     outer: OuterConfig = field(default_factory=OuterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
+    arc: ArcConfig = field(default_factory=ArcConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
+@dataclass(frozen=True)
+class DomainChoices:
+    """What a domain accepts (evaluate rows, metrics) and the defaults it sets below any config file."""
+
+    conditions: tuple[str, ...]
+    metrics: tuple[str, ...]
+    defaults: tuple[str, ...] = ()
+
+
+TEACHER_FORCED_METRICS = ("answer_loglik", "token_accuracy")
+DOMAINS: dict[str, DomainChoices] = {
+    "knowledge": DomainChoices(
+        conditions=("no_update", "passage", "passage_selfedit", "passage_external"),
+        metrics=(*TEACHER_FORCED_METRICS, "exact_match", "f1", "llm_judge"),
+    ),
+    # token_accuracy reaches 1.0 exactly when every cell of the output grid is the model's greedy
+    # choice: a dense reward whose maximum is the paper's binary one.
+    "arc": DomainChoices(
+        conditions=("icl", "ttt_standard", "ttt_selfedit", "seal", "oracle"),
+        metrics=(*TEACHER_FORCED_METRICS, "grid_match", "cell_accuracy"),
+        defaults=(
+            "run_dir=runs/arc",
+            "tracking.experiment=seal-arc",
+            "reward.name=token_accuracy",
+            "reward.max_new_tokens=1024",
+            "reward.batch_size=4",
+            "sampler.k=15",
+            "sampler.max_new_tokens=96",
+            "inner.seeds=1",
+            "inner.batch_size=2",
+            "inner.max_length=2048",
+            "outer.solved_at=1.0",
+            "outer.max_length=2048",
+            "evaluate.conditions=[icl,ttt_standard,ttt_selfedit,seal,oracle]",
+            "evaluate.metrics=[grid_match,cell_accuracy,token_accuracy]",
+        ),
+    ),
+}
+
 CHOICES: dict[str, tuple[str, ...]] = {
+    "domain": tuple(DOMAINS),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "model.device": ("auto", "cpu", "cuda"),
     "sampler.backend": ("hf", "vllm"),
-    "reward.name": ("answer_loglik", "token_accuracy", "exact_match", "f1", "llm_judge"),
-    "continual.metric": ("answer_loglik", "token_accuracy", "exact_match", "f1", "llm_judge"),
+    "continual.metric": DOMAINS["knowledge"].metrics,
     "continual.replay.policy": ("balanced", "reservoir"),
     "continual.ewc.mode": ("separate", "online"),
     "data.builtin_split": ("train", "validation", "test"),
-}
-LIST_CHOICES: dict[str, tuple[str, ...]] = {
-    "evaluate.conditions": ("no_update", "passage", "passage_selfedit", "passage_external"),
-    "evaluate.metrics": ("answer_loglik", "token_accuracy", "exact_match", "f1", "llm_judge"),
 }
 POSITIVE: tuple[str, ...] = (
     "sampler.k", "sampler.max_new_tokens", "sampler.batch_size", "inner.lr", "inner.epochs",
@@ -253,7 +325,7 @@ POSITIVE: tuple[str, ...] = (
     "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
     "reward.max_new_tokens", "reward.batch_size", "continual.passages", "continual.sequences",
     "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",
-    "continual.gated.probe_documents",
+    "continual.gated.probe_documents", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
 )  # fmt: skip
 
 
@@ -265,8 +337,9 @@ def load_config(
 ) -> SealConfig:
     """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check.
 
-    With `strategy_files`, each selected continual strategy's `{strategy_dir}/NAME.yaml` is merged
-    over the schema defaults of `continual.NAME`, below the config file and the overrides.
+    The selected domain's defaults (`DOMAINS`) sit right above the schema defaults. With
+    `strategy_files`, each selected continual strategy's `{strategy_dir}/NAME.yaml` is merged over
+    the schema defaults of `continual.NAME`, below the config file and the overrides.
     """
     overrides = [expand_shorthand(item) for item in overrides]
     for item in overrides:
@@ -282,8 +355,12 @@ def load_config(
         if overrides:
             layers.append(OmegaConf.from_dotlist(overrides))
         merged: DictConfig = OmegaConf.merge(OmegaConf.structured(SealConfig), *layers)
+        if merged.domain not in DOMAINS:
+            raise ConfigError(f"domain={merged.domain!r} is not one of: {', '.join(DOMAINS)}")
+        below = [OmegaConf.from_dotlist(list(DOMAINS[merged.domain].defaults))]
         if strategy_files:
-            merged = OmegaConf.merge(OmegaConf.structured(SealConfig), *_strategy_layers(merged), *layers)
+            below += _strategy_layers(merged)
+        merged = OmegaConf.merge(OmegaConf.structured(SealConfig), *below, *layers)
         config: SealConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc)) from None
@@ -330,16 +407,36 @@ def validate(config: SealConfig) -> None:
         value = OmegaConf.select(as_dict, key)
         if value not in choices:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
-    for key, choices in LIST_CHOICES.items():
+    domain = DOMAINS[config.domain]
+    if config.reward.name not in domain.metrics:
+        raise ConfigError(f"reward.name={config.reward.name!r} is not one of: {', '.join(domain.metrics)}")
+    for key, choices in (("evaluate.conditions", domain.conditions), ("evaluate.metrics", domain.metrics)):
         for value in OmegaConf.select(as_dict, key):
             if value not in choices:
-                raise ConfigError(f"{key} contains {value!r}; valid entries: {', '.join(choices)}")
+                raise ConfigError(
+                    f"{key} contains {value!r}; valid entries for domain={config.domain}: {', '.join(choices)}"
+                )
     for key in POSITIVE:
         if OmegaConf.select(as_dict, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {OmegaConf.select(as_dict, key)}")
     if "passage_external" in config.evaluate.conditions and config.evaluate.external_selfedits is None:
         raise ConfigError("evaluate.conditions has passage_external but evaluate.external_selfedits is not set")
     validate_continual(config.continual)
+    validate_arc(config.arc)
+
+
+def validate_arc(config: ArcConfig) -> None:
+    """The configured tool calls must parse: an error here, not after a model has loaded."""
+    from seal_lightning.arc.toolcall import ChoiceLimits, parse_choice
+
+    if config.min_lr > config.max_lr:
+        raise ConfigError(f"arc.min_lr={config.min_lr} is above arc.max_lr={config.max_lr}")
+    limits = ChoiceLimits.from_config(config)
+    for key, text in [("arc.standard", config.standard)] + [(f"arc.oracle[{i}]", t) for i, t in enumerate(config.oracle)]:
+        try:
+            parse_choice(text, limits)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
 
 
 def validate_continual(config: ContinualConfig) -> None:

@@ -1,11 +1,18 @@
-"""The paper's knowledge-incorporation table: accuracy without the passage in context after an update.
+"""The paper's tables: each row (condition) updates the model in its own way, then scores it.
 
-Rows (conditions), each scored with every metric in `evaluate.metrics`:
+Knowledge incorporation (accuracy without the passage in context after an update):
 - no_update: the model as it is;
 - passage: an inner-loop update on the passage alone;
 - passage_selfedit: the passage plus a self-edit sampled from the model being evaluated;
 - passage_external: the passage plus the first self-edit given for it in `evaluate.external_selfedits`.
-Per-passage results are appended as they finish, so an interrupted evaluation resumes.
+ARC (is the test output right after test-time training):
+- icl: in-context learning, no update;
+- ttt_standard: test-time training with the fixed configuration `arc.standard`;
+- ttt_selfedit: test-time training as the evaluated model's own self-edit says (no RL);
+- seal: the same with the trained policy `evaluate.policy`, sampling and adapted;
+- oracle: the best of the configurations in `arc.oracle`, per task and metric.
+Every row is scored with every metric in `evaluate.metrics`. Per-item results are appended as they
+finish, so an interrupted evaluation resumes.
 """
 
 from __future__ import annotations
@@ -20,23 +27,20 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig, to_flat_dict
 from seal_lightning.data.knowledge import Passage, load_knowledge_file
+from seal_lightning.domains import Condition, Domain, Item
 from seal_lightning.errors import DataError
 from seal_lightning.inner import adapted
-from seal_lightning.models import chat_prompt, resolve_model_path
+from seal_lightning.models import load_model, resolve_model_path
 from seal_lightning.rewards import score_questions
 from seal_lightning.sampling import Sampler, build_sampler
-from seal_lightning.selfedit import documents_from_selfedit, passage_document, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
 
 def evaluation_id(config: SealConfig) -> str:
     """Results of different models, data or settings go to different folders of the run directory."""
-    relevant = {
-        k: v
-        for k, v in to_flat_dict(config).items()
-        if k.split(".")[0] in ("model", "data", "inner", "reward", "evaluate", "sampler", "seed")
-    }
+    sections = ("domain", "model", "data", "inner", "reward", "evaluate", "sampler", "seed", "arc")
+    relevant = {k: v for k, v in to_flat_dict(config).items() if k.split(".")[0] in sections}
     return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -57,70 +61,109 @@ class Evaluator:
     def __init__(
         self,
         config: SealConfig,
+        domain: Domain,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         store: RunStore,
         tracker: Tracker,
     ) -> None:
         self.config = config
+        self.domain = domain
         self.model = model
         self.tokenizer = tokenizer
         self.store = store
         self.tracker = tracker
         self.folder = f"evaluate/{evaluation_id(config)}"
+        available = domain.conditions()
+        self.conditions = {name: available[name] for name in config.evaluate.conditions}
+        if config.evaluate.policy is None:
+            self.conditions = {name: c for name, c in self.conditions.items() if not c.policy}
         path = config.evaluate.external_selfedits
         self.external = external_selfedits(path) if "passage_external" in config.evaluate.conditions else {}
-        self.sampler: Sampler | None = None
+        self.policy: PreTrainedModel | None = None
+        self.samplers: dict[bool, Sampler] = {}
 
-    def documents(self, condition: str, passage: Passage) -> list[str] | None:
-        """Training documents of a condition; None for no update."""
-        if condition == "no_update":
-            return None
-        if condition == "passage":
-            return [passage_document(passage)]
-        if condition == "passage_selfedit":
-            if self.sampler is None:
-                path = resolve_model_path(self.config.model.name)
-                self.sampler = build_sampler(self.config.sampler, self.model, self.tokenizer, path, self.config.seed)
-            prompt = chat_prompt(self.tokenizer, selfedit_prompt(passage))
-            return documents_from_selfedit(passage, self.sampler.sample([prompt], 1, seed=self.config.seed)[0][0])
-        if passage.key not in self.external:
-            raise DataError(f"{self.config.evaluate.external_selfedits}: no self-edit for passage {passage.title!r}")
-        return documents_from_selfedit(passage, self.external[passage.key])
+    def model_for(self, condition: Condition) -> PreTrainedModel:
+        if not condition.policy:
+            return self.model
+        if self.policy is None:
+            self.policy = load_model(self.config.model, self.config.evaluate.policy)
+        return self.policy
 
-    def score(self, condition: str, passage: Passage) -> dict[str, float]:
+    def sample(self, condition: Condition, item: Item) -> str:
+        """One self-edit written by the model the condition adapts (samplers start on first use)."""
+        if condition.policy not in self.samplers:
+            path = self.config.evaluate.policy if condition.policy else resolve_model_path(self.config.model.name)
+            model = self.model_for(condition)
+            self.samplers[condition.policy] = build_sampler(
+                self.config.sampler, model, self.tokenizer, path, self.config.seed
+            )
+        prompt = self.domain.selfedit_prompt(item)
+        return self.samplers[condition.policy].sample([prompt], 1, seed=self.config.seed)[0][0]
+
+    def selfedits(self, condition: Condition, item: Item) -> list[str]:
+        """The self-edits a condition applies to an item (none: score the model as it is)."""
+        if condition.source == "fixed":
+            return list(condition.selfedits)
+        if condition.source == "sampled":
+            return [self.sample(condition, item)]
+        if condition.source == "external":
+            if item.key not in self.external:
+                raise DataError(f"{self.config.evaluate.external_selfedits}: no self-edit for {item.title!r}")
+            return [self.external[item.key]]
+        return []
+
+    def score(self, condition: Condition, item: Item) -> dict:
+        """The row's metrics on the item; with several self-edits (the oracle), the best per metric."""
         metrics = self.config.evaluate.metrics
-        documents = self.documents(condition, passage)
-        if documents is None:
-            return score_questions(self.model, self.tokenizer, passage.questions, metrics, self.config.reward)
-        with adapted(self.model, self.tokenizer, documents, self.config.inner, self.config.seed) as model:
-            return score_questions(model, self.tokenizer, passage.questions, metrics, self.config.reward)
+        model = self.model_for(condition)
+        questions = self.domain.questions(item)
+        selfedits = self.selfedits(condition, item)
+        if not selfedits:
+            return score_questions(model, self.tokenizer, questions, metrics, self.config.reward)
+        results = []
+        for completion in selfedits:
+            update = self.domain.update(item, completion)
+            if update.error is not None:
+                scores = score_questions(model, self.tokenizer, questions, metrics, self.config.reward)
+            else:
+                with adapted(model, self.tokenizer, update, self.config.seed) as adapted_model:
+                    scores = score_questions(adapted_model, self.tokenizer, questions, metrics, self.config.reward)
+            results.append(scores | {"selfedit": completion, "error": update.error})
+        if len(results) == 1:
+            return results[0]
+        return {metric: max(r[metric] for r in results) for metric in metrics}
 
-    def run(self, passages: list[Passage]) -> dict[str, dict[str, tuple[float, float]]]:
-        """Scores every (condition, passage) not yet done; returns condition -> metric -> (mean, stderr)."""
+    def run(self, items: list[Item]) -> dict[str, dict[str, tuple[float, float]]]:
+        """Scores every (condition, item) not yet done; returns condition -> metric -> (mean, stderr)."""
         results_name = f"{self.folder}/results.jsonl"
-        done = {(r["condition"], r["passage"]): r for r in self.store.read_jsonl(results_name)}
-        todo = [(c, p) for c in self.config.evaluate.conditions for p in passages if (c, p.key) not in done]
+        done = {(r["condition"], r["item"]): r for r in self.store.read_jsonl(results_name)}
+        todo = [(name, item) for name in self.conditions for item in items if (name, item.key) not in done]
         with self.tracker.run(self.folder, "evaluate", to_flat_dict(self.config)):
-            total = len(self.config.evaluate.conditions) * len(passages)
+            total = len(self.conditions) * len(items)
             try:
-                for condition, passage in tqdm(todo, total=total, initial=total - len(todo), desc="evaluate"):
-                    record = {"condition": condition, "passage": passage.key, "title": passage.title}
-                    record |= self.score(condition, passage)
+                for name, item in tqdm(todo, total=total, initial=total - len(todo), desc="evaluate"):
+                    record = {"condition": name, "item": item.key, "title": item.title}
+                    record |= self.score(self.conditions[name], item)
                     self.store.append_jsonl(results_name, record)
-                    done[(condition, passage.key)] = record
+                    done[(name, item.key)] = record
             finally:
-                if self.sampler is not None:
-                    self.sampler.close()
-                    self.sampler = None
-            keys = {p.key for p in passages}
-            table = summarize([r for (_, key), r in done.items() if key in keys], self.config.evaluate.metrics)
+                for sampler in self.samplers.values():
+                    sampler.close()
+                self.samplers = {}
+            keys = {item.key for item in items}
+            records = [r for (name, key), r in done.items() if key in keys and name in self.conditions]
+            table = summarize(records, self.config.evaluate.metrics)
             text = format_table(table, self.config.evaluate.metrics)
             self.store.write_text(f"{self.folder}/table.txt", text + "\n")
+            self.store.write_text(
+                f"{self.folder}/per_item.txt", format_per_item(records, self.config.evaluate.metrics) + "\n"
+            )
             self.tracker.log_metrics(
                 {f"{condition}/{metric}": mean for condition, row in table.items() for metric, (mean, _) in row.items()}
             )
             self.tracker.log_artifact(self.store.path(f"{self.folder}/table.txt"))
+            self.tracker.log_artifact(self.store.path(f"{self.folder}/per_item.txt"))
             self.tracker.log_artifact(self.store.path(results_name))
         return table
 
@@ -150,5 +193,20 @@ def format_table(table: dict[str, dict[str, tuple[float, float]]], metrics: list
     rows = [
         f"{condition:<18}" + "".join(f"{f'{row[m][0]:.3f} ± {row[m][1]:.3f}':>22}" for m in metrics)
         for condition, row in table.items()
+    ]
+    return "\n".join([header, *rows])
+
+
+def format_per_item(records: list[dict], metrics: list[str]) -> str:
+    """One line per item, one column per condition, under the first metric."""
+    metric = metrics[0]
+    conditions = list(dict.fromkeys(r["condition"] for r in records))
+    titles = list(dict.fromkeys(r["title"] for r in records))
+    value = {(r["title"], r["condition"]): r[metric] for r in records}
+    header = f"{metric + ' per item':<24}" + "".join(f"{c:>14}" for c in conditions)
+    rows = [
+        f"{title[:24]:<24}"
+        + "".join(f"{value[(title, c)]:>14.3f}" if (title, c) in value else f"{'':>14}" for c in conditions)
+        for title in titles
     ]
     return "\n".join([header, *rows])

@@ -33,13 +33,14 @@ def peft_lora_config(config: LoRAConfig) -> LoraConfig:
 
 
 def tokenize_example(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_length: int
+    tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_length: int, prompt_loss: bool = False
 ) -> dict[str, list[int]]:
-    """Tokens of prompt + completion + EOS; labels cover the completion and EOS only."""
+    """Tokens of prompt + completion + EOS; labels cover the completion and EOS (and the prompt with `prompt_loss`)."""
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     input_ids = (prompt_ids + completion_ids)[:max_length]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[:max_length]
+    prompt_labels = prompt_ids if prompt_loss else [IGNORE_INDEX] * len(prompt_ids)
+    labels = (prompt_labels + completion_ids)[:max_length]
     return {"input_ids": input_ids, "labels": labels}
 
 

@@ -1,7 +1,7 @@
 """The outer loop: ReST-EM rounds over the policy that writes self-edits.
 
-E-step: sample k self-edits per passage, score each with the inner loop (mean over seeds), keep the
-best of k per passage. M-step: `ReSTEMPolicyModule` fine-tunes the policy on the kept
+E-step: sample k self-edits per item (a passage, an ARC task), score each with the inner loop (mean
+over seeds), keep the best of k per item. M-step: `ReSTEMPolicyModule` fine-tunes the policy on the kept
 (prompt, self-edit) pairs with a LoRA adapter, which is merged; the next round starts from there.
 Every finished step is in the run directory, so a rerun of the same command redoes nothing.
 """
@@ -23,13 +23,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import OuterConfig, SealConfig, to_flat_dict
-from seal_lightning.data.knowledge import Passage
+from seal_lightning.domains import Domain, Item
 from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
 from seal_lightning.inner import SelfEditScorer
-from seal_lightning.models import chat_prompt, load_model, resolve_model_path
+from seal_lightning.models import load_model, resolve_model_path
 from seal_lightning.sampling import Sampler
 from seal_lightning.sampling.callback import build_sampling_callback
-from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
@@ -70,31 +69,43 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
 
 @dataclass(frozen=True)
 class ScoredSelfEdit:
-    passage: str
+    item: str
     sample: int
     completion: str
     reward: float
     baseline: float
+    # Why the domain rejected the self-edit (it then scores the baseline and is never kept), and what
+    # it clamped or dropped.
+    error: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def gain(self) -> float:
         return self.reward - self.baseline
 
 
-def select_best(scored: list[ScoredSelfEdit], min_gain: float | None) -> list[ScoredSelfEdit]:
-    """The best self-edit of each passage; with `min_gain`, only where its gain reaches it."""
-    best: dict[str, ScoredSelfEdit] = {}
-    for item in scored:
-        if item.passage not in best or item.reward > best[item.passage].reward:
-            best[item.passage] = item
-    return [item for item in best.values() if min_gain is None or item.gain >= min_gain]
+def select_best(
+    scored: list[ScoredSelfEdit], min_gain: float | None, solved_at: float | None = None
+) -> list[ScoredSelfEdit]:
+    """The self-edits the M-step learns from, per item: every one whose reward reaches `solved_at`,
+    else the best one; with `min_gain`, only those whose gain reaches it. Rejected ones never."""
+    by_item: dict[str, list[ScoredSelfEdit]] = defaultdict(list)
+    for edit in scored:
+        if edit.error is None:
+            by_item[edit.item].append(edit)
+    kept = []
+    for edits in by_item.values():
+        solved = [e for e in edits if solved_at is not None and e.reward >= solved_at]
+        kept.extend(solved or [max(edits, key=lambda e: e.reward)])
+    return [edit for edit in kept if min_gain is None or edit.gain >= min_gain]
 
 
 @dataclass
 class RoundSummary:
     round: int
-    passages: int
+    items: int
     selfedits: int
+    rejected: int
     baseline: float
     mean_reward: float
     max_reward: float
@@ -106,19 +117,21 @@ class RoundSummary:
 
 
 class ReSTEM:
-    """Runs `config.outer.rounds` ReST-EM rounds on `passages`, recording everything in `store`."""
+    """Runs `config.outer.rounds` ReST-EM rounds on a domain's `items`, recording everything in `store`."""
 
     def __init__(
         self,
         config: SealConfig,
-        passages: list[Passage],
+        domain: Domain,
+        items: list[Item],
         tokenizer: PreTrainedTokenizerBase,
         store: RunStore,
         tracker: Tracker,
         callbacks: list[ReSTEMCallback] | None = None,
     ) -> None:
         self.config = config
-        self.passages = passages
+        self.domain = domain
+        self.items = items
         self.tokenizer = tokenizer
         self.store = store
         self.tracker = tracker
@@ -160,23 +173,24 @@ class ReSTEM:
             assert self.sampling.sampler is not None
             selfedits = self.sample_selfedits(prefix, self.sampling.sampler, round_index)
             scored = self.score_selfedits(prefix, policy, selfedits)
-            kept = select_best(scored, self.config.outer.min_gain)
-            by_key = {p.key: p for p in self.passages}
-            pairs = [(self.prompt(by_key[k.passage]), k.completion) for k in kept]
+            kept = select_best(scored, self.config.outer.min_gain, self.config.outer.solved_at)
+            by_key = {item.key: item for item in self.items}
+            pairs = [(self.domain.selfedit_prompt(by_key[k.item]), k.completion) for k in kept]
             self.store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
             self.store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
             mstep_loss = self.m_step(prefix, policy, pairs, round_index, run_id)
             summary = RoundSummary(
                 round=round_index,
-                passages=len(self.passages),
+                items=len(self.items),
                 selfedits=len(scored),
+                rejected=sum(s.error is not None for s in scored),
                 baseline=_mean([s.baseline for s in scored]),
                 mean_reward=_mean([s.reward for s in scored]),
                 max_reward=max(s.reward for s in scored),
                 mean_gain=_mean([s.gain for s in scored]),
                 max_gain=max(s.gain for s in scored),
-                kept_fraction=len(kept) / len(self.passages),
+                kept_fraction=len({k.item for k in kept}) / len(self.items),
                 mstep_loss=mstep_loss,
                 wall_time_s=time.monotonic() - started,
             )
@@ -189,71 +203,76 @@ class ReSTEM:
         print(format_round(summary, self.config.outer.rounds))
         return summary
 
-    def prompt(self, passage: Passage) -> str:
-        return chat_prompt(self.tokenizer, selfedit_prompt(passage))
-
     def sample_selfedits(self, prefix: str, sampler: Sampler, round_index: int) -> dict[str, list[str]]:
-        """k self-edits per passage, sampled once per round and kept, so a resumed round scores the same ones."""
+        """k self-edits per item, sampled once per round and kept, so a resumed round scores the same ones."""
         name = f"{prefix}/selfedits.json"
         selfedits = self.store.read_json(name)
         if selfedits is None:
             k = self.config.sampler.k
-            print(f"{prefix}: sampling {k} self-edits for each of {len(self.passages)} passages")
-            prompts = [self.prompt(p) for p in self.passages]
+            print(f"{prefix}: sampling {k} self-edits for each of {len(self.items)} {self.domain.name} items")
+            prompts = [self.domain.selfedit_prompt(item) for item in self.items]
             completions = sampler.sample(prompts, k, seed=self.config.seed + round_index)
-            selfedits = {p.key: c for p, c in zip(self.passages, completions, strict=True)}
+            selfedits = {item.key: c for item, c in zip(self.items, completions, strict=True)}
             self.store.write_json(name, selfedits)
         return selfedits
 
     def score_selfedits(
         self, prefix: str, policy: PreTrainedModel, selfedits: dict[str, list[str]]
     ) -> list[ScoredSelfEdit]:
-        """Every (passage, self-edit, seed) inner loop, each appended to the store when it finishes."""
-        baselines = {r["passage"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
+        """Every (item, self-edit, seed) inner loop, each appended to the store when it finishes."""
+        baselines = {r["item"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
         # With vLLM, the batched inner loop answers through its adapters in one engine call.
         answerer = self.sampling.answerer(self.config.reward) if self.config.inner.batched else None
-        scorer = SelfEditScorer(policy, self.tokenizer, self.config.inner, self.config.reward, baselines, answerer)
+        scorer = SelfEditScorer(policy, self.tokenizer, self.domain, self.config.reward, baselines, answerer)
         persisted = set(baselines)
         done = {
-            (r["passage"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
+            (r["item"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
+        }
+        updates = {
+            (item.key, sample): self.domain.update(item, completion)
+            for item in self.items
+            for sample, completion in enumerate(selfedits[item.key])
         }
         seeds = [self.config.seed + s for s in range(self.config.inner.seeds)]
         todo = [
-            (passage, sample, seed)
-            for passage in self.passages
-            for sample in range(len(selfedits[passage.key]))
+            (item, sample, seed)
+            for item in self.items
+            for sample in range(len(selfedits[item.key]))
             for seed in seeds
-            if (passage.key, sample, seed) not in done
+            if (item.key, sample, seed) not in done
         ]
-        total = sum(len(selfedits[p.key]) for p in self.passages) * len(seeds)
+        total = len(updates) * len(seeds)
         # Batched: up to inner.max_adapters unfinished inner loops train together; else one by one.
         size = self.config.inner.max_adapters if self.config.inner.batched else 1
         chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
         with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
             for chunk in chunks:
-                updates = [(p, documents_from_selfedit(p, selfedits[p.key][s]), seed) for p, s, seed in chunk]
-                for (passage, sample, seed), result in zip(chunk, scorer.score_many(updates), strict=True):
-                    if passage.key not in persisted:
-                        persisted.add(passage.key)
-                        record = {"passage": passage.key, "baseline": result.baseline}
-                        self.store.append_jsonl(f"{prefix}/baselines.jsonl", record)
-                    done[(passage.key, sample, seed)] = result.reward
-                    record = {"passage": passage.key, "sample": sample, "seed": seed, "reward": result.reward}
+                batch = [(item, updates[(item.key, sample)], seed) for item, sample, seed in chunk]
+                for (item, sample, seed), result in zip(chunk, scorer.score_many(batch), strict=True):
+                    if item.key not in persisted:
+                        persisted.add(item.key)
+                        self.store.append_jsonl(
+                            f"{prefix}/baselines.jsonl", {"item": item.key, "baseline": result.baseline}
+                        )
+                    done[(item.key, sample, seed)] = result.reward
+                    record = {"item": item.key, "sample": sample, "seed": seed, "reward": result.reward}
                     self.store.append_jsonl(f"{prefix}/scores.jsonl", record)
                     bar.update()
         per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
-        for (passage_key, sample, _seed), value in done.items():
-            per_selfedit[(passage_key, sample)].append(value)
+        for (item_key, sample, _seed), value in done.items():
+            per_selfedit[(item_key, sample)].append(value)
+        by_key = {item.key: item for item in self.items}
         return [
             ScoredSelfEdit(
-                passage=passage.key,
+                item=key,
                 sample=sample,
-                completion=selfedits[passage.key][sample],
-                reward=_mean(per_selfedit[(passage.key, sample)]),
-                baseline=scorer.baselines[passage.key],
+                completion=selfedits[key][sample],
+                reward=_mean(per_selfedit[(key, sample)]),
+                baseline=scorer.baseline(by_key[key]),
+                error=update.error,
+                notes=update.notes,
             )
-            for passage in self.passages
-            for sample in range(len(selfedits[passage.key]))
+            for (key, sample), update in updates.items()
         ]
 
     def m_step(
@@ -291,7 +310,8 @@ class ReSTEM:
 
 def format_round(summary: RoundSummary, rounds: int) -> str:
     return (
-        f"round {summary.round}/{rounds}: {summary.selfedits} self-edits on {summary.passages} passages | "
+        f"round {summary.round}/{rounds}: {summary.selfedits} self-edits on {summary.items} items "
+        f"({summary.rejected} rejected) | "
         f"baseline {summary.baseline:.3f} | reward mean {summary.mean_reward:.3f} max {summary.max_reward:.3f} | "
         f"gain mean {summary.mean_gain:+.3f} max {summary.max_gain:+.3f} | kept {summary.kept_fraction:.0%} | "
         f"M-step loss {summary.mstep_loss:.3f} | {summary.wall_time_s / 60:.1f} min"

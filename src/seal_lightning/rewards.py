@@ -1,10 +1,11 @@
-"""Rewards: how well a (possibly updated) model answers a passage's questions without the passage.
+"""Rewards: how well a (possibly updated) model answers an item's held-out questions.
 
 `answer_loglik` (mean log-probability of the gold answer tokens) is dense and cheap, the default
 for the built-in model; `token_accuracy` (share of gold answer tokens the model predicts first,
-teacher-forced) comes from the same forward pass and is bounded like an accuracy; `exact_match`
-and `f1` grade greedy answers with SQuAD normalisation; `llm_judge` asks an OpenAI-compatible
-endpoint, like the paper's GPT-4.1 grader.
+teacher-forced) comes from the same forward pass and is bounded like an accuracy. Greedy answers
+are graded by `exact_match` and `f1` (SQuAD normalisation) or `llm_judge` (an OpenAI-compatible
+endpoint, like the paper's GPT-4.1 grader) for passages, and by `grid_match` (the paper's binary
+ARC reward) or `cell_accuracy` for ARC grids. Which metrics a domain accepts is in `config.DOMAINS`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seal_lightning.config import JudgeConfig, RewardConfig
+from seal_lightning.arc.grids import text_to_grid
+from seal_lightning.config import TEACHER_FORCED_METRICS, JudgeConfig, RewardConfig
 from seal_lightning.data.knowledge import Question
 from seal_lightning.errors import SealError
 from seal_lightning.finetune import IGNORE_INDEX, pad_batch
@@ -29,10 +31,7 @@ from seal_lightning.models import chat_prompt
 from seal_lightning.multilora import MultiLoRAModel
 from seal_lightning.sampling.base import AdapterAnswerer
 from seal_lightning.sampling.hf import generate_texts
-from seal_lightning.selfedit import ANSWER_TEMPLATE
 
-TEACHER_FORCED_METRICS = ("answer_loglik", "token_accuracy")
-GENERATED_METRICS = ("exact_match", "f1", "llm_judge")
 PUNCTUATION = frozenset(string.punctuation)
 
 JUDGE_PROMPT = (
@@ -68,8 +67,34 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def grid_match(prediction: str, gold: str) -> float:
+    """1.0 when the first grid in the answer is the gold grid, cell for cell."""
+    predicted = text_to_grid(prediction)
+    return float(predicted is not None and predicted == text_to_grid(gold))
+
+
+def cell_accuracy(prediction: str, gold: str) -> float:
+    """Share of the gold grid's cells the predicted grid has right; 0.0 for a grid of another shape."""
+    predicted, expected = text_to_grid(prediction), text_to_grid(gold)
+    if (
+        predicted is None
+        or expected is None
+        or len(predicted) != len(expected)
+        or len(predicted[0]) != len(expected[0])
+    ):
+        return 0.0
+    cells = [
+        p == e for row_p, row_e in zip(predicted, expected, strict=True) for p, e in zip(row_p, row_e, strict=True)
+    ]
+    return sum(cells) / len(cells)
+
+
+# Graders of one greedy answer against its gold answer (llm_judge, which batches calls, is separate).
+GRADERS = {"exact_match": exact_match, "f1": token_f1, "grid_match": grid_match, "cell_accuracy": cell_accuracy}
+
+
 def question_prompts(tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question]) -> list[str]:
-    return [chat_prompt(tokenizer, ANSWER_TEMPLATE.format(question=q.question)) for q in questions]
+    return [chat_prompt(tokenizer, q.question) for q in questions]
 
 
 def answer_sequences(
@@ -166,12 +191,9 @@ def greedy_answers(
 
 def grade(metric: str, questions: Sequence[Question], predictions: Sequence[str], config: RewardConfig) -> list[float]:
     """Per-question grades of greedy answers under one generated-answer metric."""
-    golds = [q.answer for q in questions]
-    if metric == "exact_match":
-        return list(map(exact_match, predictions, golds))
-    if metric == "f1":
-        return list(map(token_f1, predictions, golds))
-    return judge_answers(config.judge, questions, predictions)
+    if metric == "llm_judge":
+        return judge_answers(config.judge, questions, predictions)
+    return [GRADERS[metric](prediction, q.answer) for prediction, q in zip(predictions, questions, strict=True)]
 
 
 def score_questions(
@@ -187,7 +209,7 @@ def score_questions(
     if forced:
         scores = teacher_forced_scores(model, tokenizer, questions, config.batch_size)
         results |= {metric: _mean(scores[metric]) for metric in forced}
-    generated = [metric for metric in metrics if metric in GENERATED_METRICS]
+    generated = [metric for metric in metrics if metric not in TEACHER_FORCED_METRICS]
     if generated:
         predictions = greedy_answers(model, tokenizer, questions, config)
         for metric in generated:

@@ -9,6 +9,7 @@ import pytest
 from seal_lightning.config import load_config
 from seal_lightning.continual.experiment import ContinualExperiment
 from seal_lightning.data.knowledge import load_passages
+from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
@@ -39,11 +40,20 @@ def small_config():
 
 
 @pytest.fixture(scope="session")
-def continual_run(tmp_path_factory, tokenizer):
-    run_dir = tmp_path_factory.mktemp("continual")
-    config = make_small_config(run_dir)
-    store = RunStore(config.run_dir)
-    experiment = ContinualExperiment(
-        config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)
-    )
-    return config, store, experiment, experiment.run()
+def build_experiment(tokenizer):
+    """`build_experiment(config, passages=None)`: the experiment over `config.data` (or `passages`)."""
+
+    def build(config, passages=None) -> ContinualExperiment:
+        store = RunStore(config.run_dir)
+        passages = load_passages(config.data) if passages is None else passages
+        domain = KnowledgeDomain(config, tokenizer)
+        return ContinualExperiment(config, domain, passages, tokenizer, store, Tracker(config.tracking, store))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def continual_run(tmp_path_factory, build_experiment):
+    config = make_small_config(tmp_path_factory.mktemp("continual"))
+    experiment = build_experiment(config)
+    return config, experiment.store, experiment, experiment.run()

@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 
 from seal_lightning.config import STRATEGIES
-from seal_lightning.continual.experiment import ContinualExperiment
 from seal_lightning.data.knowledge import load_passages
 from seal_lightning.errors import DataError
-from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +35,10 @@ def test_edits_change_the_model(continual_run):
     assert not np.allclose(naive[0], naive[-1])
 
 
-def test_a_rerun_repeats_nothing(continual_run, tokenizer):
+def test_a_rerun_repeats_nothing(continual_run, build_experiment):
     config, store, _, results = continual_run
     stamps = {p: p.stat().st_mtime_ns for p in store.path("continual").rglob("sequence_*.json")}
-    experiment = ContinualExperiment(
-        config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)
-    )
-    again = experiment.run()
+    again = build_experiment(config).run()
     assert {p: p.stat().st_mtime_ns for p in store.path("continual").rglob("sequence_*.json")} == stamps
     for before, after in zip(results, again, strict=True):
         assert np.array_equal(before.matrices[0], after.matrices[0])
@@ -57,14 +51,13 @@ def test_orders_are_seeded_permutations(continual_run):
     assert all(sorted(order) == list(range(config.continual.passages)) for order in orders)
 
 
-def test_too_few_passages_is_a_data_error(continual_run, tokenizer, tmp_path):
+def test_too_few_passages_is_a_data_error(continual_run, build_experiment):
     config, _, _, _ = continual_run
-    store = RunStore(tmp_path)
     with pytest.raises(DataError, match=r"continual.passages=3 but the data has only 2"):
-        ContinualExperiment(config, load_passages(config.data)[:2], tokenizer, store, Tracker(config.tracking, store))
+        build_experiment(config, load_passages(config.data)[:2])
 
 
-def test_runs_on_a_squad_format_file(tmp_path, tokenizer, small_config):
+def test_runs_on_a_squad_format_file(tmp_path, build_experiment, small_config):
     items = [
         {
             "title": f"Place {name}",
@@ -78,10 +71,7 @@ def test_runs_on_a_squad_format_file(tmp_path, tokenizer, small_config):
     config = small_config(
         tmp_path / "run", f"data.path={path}", "continual.passages=2", "continual.strategy=naive", "inner.epochs=1"
     )
-    store = RunStore(config.run_dir)
-    experiment = ContinualExperiment(
-        config, load_passages(config.data), tokenizer, store, Tracker(config.tracking, store)
-    )
+    experiment = build_experiment(config)
     (result,) = experiment.run()
     assert result.matrices[0].shape == (3, 2)
-    assert store.read_json("continual/naive/sequence_0.json")["titles"][0].startswith("Place ")
+    assert experiment.store.read_json("continual/naive/sequence_0.json")["titles"][0].startswith("Place ")

@@ -23,12 +23,12 @@ from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import build_plugins
 from seal_lightning.continual.stream import passage_stream
 from seal_lightning.data.knowledge import Passage
+from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.errors import DataError
-from seal_lightning.finetune import tokenize_example
-from seal_lightning.models import chat_prompt, load_model, resolve_model_path
+from seal_lightning.inner import tokenized
+from seal_lightning.models import load_model, resolve_model_path
 from seal_lightning.rewards import score_questions
 from seal_lightning.sampling import build_sampler
-from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
@@ -50,6 +50,7 @@ class ContinualExperiment:
     def __init__(
         self,
         config: SealConfig,
+        domain: KnowledgeDomain,
         passages: list[Passage],
         tokenizer: PreTrainedTokenizerBase,
         store: RunStore,
@@ -59,6 +60,7 @@ class ContinualExperiment:
         if len(passages) < count:
             raise DataError(f"continual.passages={count} but the data has only {len(passages)} passages")
         self.config = config
+        self.domain = domain
         self.passages = passages[:count]
         self.tokenizer = tokenizer
         self.store = store
@@ -80,7 +82,7 @@ class ContinualExperiment:
             path = resolve_model_path(self.config.model.name)
             sampler = build_sampler(self.config.sampler, model, self.tokenizer, path, self.config.seed)
             try:
-                prompts = [chat_prompt(self.tokenizer, selfedit_prompt(p)) for p in missing]
+                prompts = [self.domain.selfedit_prompt(p) for p in missing]
                 completions = sampler.sample(prompts, 1, seed=self.config.seed)
             finally:
                 sampler.close()
@@ -90,13 +92,7 @@ class ContinualExperiment:
 
     def run(self) -> list[StrategyResult]:
         selfedits = self.selfedits()
-        documents = {
-            p.key: [
-                tokenize_example(self.tokenizer, "", doc, self.config.inner.max_length)
-                for doc in documents_from_selfedit(p, selfedits[p.key])
-            ]
-            for p in self.passages
-        }
+        documents = {p.key: tokenized(self.domain.update(p, selfedits[p.key]), self.tokenizer) for p in self.passages}
         flat = to_flat_dict(self.config)
         shared = {k: v for k, v in flat.items() if not k.startswith("continual.") or k.count(".") == 1}
         results = []
@@ -148,7 +144,8 @@ class ContinualExperiment:
     def accuracy_row(self, model: PreTrainedModel, stream: list[Passage]) -> list[float]:
         metric = self.config.continual.metric
         return [
-            score_questions(model, self.tokenizer, p.questions, [metric], self.config.reward)[metric] for p in stream
+            score_questions(model, self.tokenizer, self.domain.questions(p), [metric], self.config.reward)[metric]
+            for p in stream
         ]
 
     def track(self, result: StrategyResult) -> None:

@@ -1,5 +1,5 @@
 from seal_lightning.data.knowledge import Passage, Question
-from seal_lightning.selfedit import documents_from_selfedit, selfedit_prompt
+from seal_lightning.domains.knowledge import ANSWER_TEMPLATE, documents_from_selfedit, selfedit_prompt
 
 PASSAGE = Passage("Odrava", "Odrava is a town.", (Question("What is Odrava?", "a town"),))
 
@@ -17,3 +17,13 @@ def test_prompt_is_the_implications_template():
     prompt = selfedit_prompt(PASSAGE)
     assert prompt.startswith("Let's read the following passage and produce a list of implications")
     assert prompt.endswith("Passage:\nOdrava\nOdrava is a town.\n\nImplications:\n")
+
+
+def test_update_trains_on_every_document_token_and_questions_omit_the_passage(knowledge):
+    domain = knowledge()
+    update = domain.update(PASSAGE, "It is small.")
+    assert update.examples == (("", "Odrava\nIt is small."), ("", "Odrava\nOdrava is a town."))
+    assert update.error is None and not update.prompt_loss
+    (question,) = domain.questions(PASSAGE)
+    assert question.question == ANSWER_TEMPLATE.format(question="What is Odrava?")
+    assert "Odrava is a town." not in question.question

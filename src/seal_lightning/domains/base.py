@@ -1,0 +1,79 @@
+"""The domain seam: what differs between SEAL's experiments sits behind `Domain`.
+
+The outer loop, the inner loop, samplers, rewards, tracking and resume serve every domain. A domain
+says what its items are, how the policy is asked for a self-edit, what training a self-edit asks
+for, which questions score the updated model, and the rows of its `evaluate` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from seal_lightning.config import InnerConfig
+from seal_lightning.data.knowledge import Question
+
+
+@dataclass(frozen=True)
+class SelfEditUpdate:
+    """One self-edit turned into an inner-loop update: train on `examples` with the `inner` settings.
+
+    `examples` are (prompt, completion) pairs; the loss covers the completion, and the prompt too with
+    `prompt_loss`. A rejected self-edit carries its `error`, trains nothing and scores as the baseline;
+    `notes` record what was clamped or dropped on the way.
+    """
+
+    examples: tuple[tuple[str, str], ...]
+    inner: InnerConfig
+    prompt_loss: bool = False
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A row of the `evaluate` table: which self-edits (if any) update the model before it is scored.
+
+    source: "none" (score the model as it is), "fixed" (each of `selfedits`; the row reports the
+    best, so several make an oracle), "sampled" (one self-edit written by the model being
+    evaluated, or by `evaluate.policy` with `policy`), "external" (from `evaluate.external_selfedits`).
+    """
+
+    source: str
+    selfedits: tuple[str, ...] = ()
+    policy: bool = False
+
+
+class Item(Protocol):
+    @property
+    def key(self) -> str:
+        """A stable id for run bookkeeping."""
+        ...
+
+    @property
+    def title(self) -> str: ...
+
+
+class Domain(Protocol):
+    name: str
+
+    def load(self) -> Sequence[Item]:
+        """The items a run works on (passages, tasks), from `data` in the config."""
+        ...
+
+    def selfedit_prompt(self, item: Item) -> str:
+        """The chat-formatted prompt that asks the policy for a self-edit of this item."""
+        ...
+
+    def update(self, item: Item, completion: str) -> SelfEditUpdate:
+        """What the self-edit `completion` (untrusted model output) asks the inner loop to train on."""
+        ...
+
+    def questions(self, item: Item) -> tuple[Question, ...]:
+        """Held-out questions whose answers score an updated model (the question is the whole user message)."""
+        ...
+
+    def conditions(self) -> dict[str, Condition]:
+        """The rows this domain's `evaluate` table can have."""
+        ...
