@@ -117,3 +117,27 @@ def test_fit_with_vllm_sampling_and_batched_inner_loop(tmp_path, capsys):
         assert len((run_dir / f"round_{round_index}" / "scores.jsonl").read_text().splitlines()) == 4
     first, second = (json.loads((run_dir / f"round_{r}" / "selfedits.json").read_text()) for r in (1, 2))
     assert first.keys() == second.keys() and first != second
+
+
+def test_fit_arc_round_on_builtin_tasks(tmp_path, capsys):
+    """The second domain through the same outer loop: one task, two tool-call self-edits, resumable."""
+    run_dir = tmp_path / "arc"
+    argv = [
+        "fit",
+        "domain=arc",
+        f"run_dir={run_dir}",
+        "arc.tasks=[6150a2bd]",
+        "arc.max_examples=4",
+        "sampler.k=2",
+        "outer.rounds=1",
+        "outer.epochs=1",
+    ]
+    assert main(argv) == 0
+    assert "round 1/1: 2 self-edits on 1 items" in capsys.readouterr().out
+    scored = [json.loads(line) for line in (run_dir / "round_1" / "selfedits_scored.jsonl").read_text().splitlines()]
+    assert [s["item"] for s in scored] == ["6150a2bd", "6150a2bd"]
+    assert all(0.0 <= s["reward"] <= 1.0 for s in scored)
+    assert all(s["error"] is None or s["reward"] == s["baseline"] for s in scored)
+    assert (run_dir / "round_1" / "policy" / "model.safetensors").is_file()
+    assert main(argv) == 0
+    assert "round 1: already finished, skipped" in capsys.readouterr().out

@@ -297,6 +297,8 @@ DOMAINS: dict[str, DomainChoices] = {
             "reward.max_new_tokens=1024",
             "reward.batch_size=4",
             "sampler.k=15",
+            # At 1.0 the built-in model strays from JSON more often than not.
+            "sampler.temperature=0.7",
             "sampler.max_new_tokens=96",
             "inner.seeds=1",
             "inner.batch_size=2",
@@ -432,7 +434,9 @@ def validate_arc(config: ArcConfig) -> None:
     if config.min_lr > config.max_lr:
         raise ConfigError(f"arc.min_lr={config.min_lr} is above arc.max_lr={config.max_lr}")
     limits = ChoiceLimits.from_config(config)
-    for key, text in [("arc.standard", config.standard)] + [(f"arc.oracle[{i}]", t) for i, t in enumerate(config.oracle)]:
+    for key, text in [("arc.standard", config.standard)] + [
+        (f"arc.oracle[{i}]", t) for i, t in enumerate(config.oracle)
+    ]:
         try:
             parse_choice(text, limits)
         except ConfigError as exc:

@@ -11,6 +11,7 @@ from seal_lightning.arc.toolcall import (
     ChoiceLimits,
     TTTChoice,
     _ToolCall,
+    first_object,
     parse_choice,
     parse_selfedit,
 )
@@ -135,7 +136,8 @@ def test_missing_keys_take_the_defaults():
         ('{"epochs": 2', "no JSON object"),
         ('{"epochs": 2,}', "Invalid JSON"),
         ("[" * 10 + "{" + "]" * 10 + "}", "Invalid JSON"),
-        ('{"augmentations": ' + "[" * 1000 + "}", "recursion limit exceeded"),
+        ('{"augmentations": ' + "[" * 1000 + "]" * 1000 + "}", "recursion limit exceeded"),
+        ('{"augmentations": ' + "[" * 1000 + "}", "no JSON object"),
         ("{" + " " * MAX_SELFEDIT_CHARS + "}", f"self-edit longer than {MAX_SELFEDIT_CHARS} characters"),
     ],
 )
@@ -192,3 +194,21 @@ def test_to_json_is_canonical():
         choice.to_json() == '{"augmentations": ["basic", "chain"], "learning_rate": 0.001, "epochs": 2, "loss": "all"}'
     )
     assert parse_choice(choice.to_json(), LIMITS) == choice
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": 1}\n{"b": 2}', '{"a": 1}'),
+        ('say {"a": "}{", "b": [1, {"c": "\\"}"}]} and more }', '{"a": "}{", "b": [1, {"c": "\\"}"}]}'),
+        ('{"a": [1, 2', None),
+        ("no braces", None),
+    ],
+)
+def test_first_object_is_the_first_balanced_object(text, expected):
+    assert first_object(text) == expected
+
+
+def test_text_after_the_json_object_is_ignored():
+    parsed = parse_selfedit('{"augmentations": ["basic"]}\n{"epochs": 9}\nThanks!', DEFAULT, LIMITS)
+    assert parsed.choice is not None and parsed.choice.epochs == DEFAULT.epochs

@@ -103,11 +103,11 @@ def _parse_safely(text: str, default: TTTChoice | None, limits: ChoiceLimits) ->
 def _parse(text: str, default: TTTChoice | None, limits: ChoiceLimits) -> ParsedSelfEdit:
     if len(text) > MAX_SELFEDIT_CHARS:
         return ParsedSelfEdit(None, f"self-edit longer than {MAX_SELFEDIT_CHARS} characters ({len(text)})")
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
+    snippet = first_object(text)
+    if snippet is None:
         return ParsedSelfEdit(None, "no JSON object")
     try:
-        call = _ToolCall.model_validate_json(text[start : end + 1])
+        call = _ToolCall.model_validate_json(snippet)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -138,6 +138,33 @@ def _parse(text: str, default: TTTChoice | None, limits: ChoiceLimits) -> Parsed
         loss=values["loss"],
     )
     return ParsedSelfEdit(choice, None, tuple(notes))
+
+
+def first_object(text: str) -> str | None:
+    """The first balanced `{...}` of the text (braces inside strings do not count): small models keep
+    writing after their JSON, and only the object itself is the tool call."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    depth, in_string, escaped = 0, False, False
+    for index in range(start, len(text)):
+        char = text[index]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return text[start : index + 1]
+    return None
 
 
 def _integer(value: int) -> str:

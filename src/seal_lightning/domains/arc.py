@@ -46,6 +46,11 @@ SELFEDIT_TEMPLATE = (
 )
 
 
+# The policy's answer starts here (it is part of the prompt, and put back before parsing): a small model
+# then writes the tool call instead of prose or code. It does make at least one family compulsory.
+RESPONSE_PREFIX = '{"augmentations": ["'
+
+
 def demonstrations_text(pairs: Sequence[Pair]) -> str:
     return "\n\n".join(
         f"Example {index}\nInput:\n{grid_to_text(source)}\nOutput:\n{grid_to_text(target)}"
@@ -93,11 +98,11 @@ class ArcDomain:
             max_epochs=self.limits.max_epochs,
             example=self.standard.to_json(),
         )
-        return chat_prompt(self.tokenizer, message)
+        return chat_prompt(self.tokenizer, message) + RESPONSE_PREFIX
 
     def update(self, item: ArcTask, completion: str) -> SelfEditUpdate:
         """The test-time-training update a self-edit asks for; a rejected one carries the reason."""
-        parsed = parse_selfedit(completion, self.standard, self.limits)
+        parsed = parse_selfedit(RESPONSE_PREFIX + completion, self.standard, self.limits)
         if parsed.choice is None:
             return SelfEditUpdate(examples=(), inner=self.config.inner, error=parsed.error, notes=parsed.notes)
         return self.training(item, parsed.choice, parsed.notes)
