@@ -1,8 +1,10 @@
+import json
 import math
 
 import pytest
 
 from seal_lightning.cli import main
+from seal_lightning.config import load_config
 from seal_lightning.evaluation import format_per_item, format_table, mean_stderr, summarize
 
 pytestmark = pytest.mark.slow
@@ -86,7 +88,9 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
     # The oracle reports the best configuration per task, so it is never below the standard one it includes.
     assert float(rows["oracle"][1]) >= float(rows["ttt_standard"][1])
     (results,) = tmp_path.glob("evaluate/*/results.jsonl")
-    assert len(results.read_text().splitlines()) == 4
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["condition"] for r in records] == ["icl", "ttt_standard", "ttt_selfedit", "oracle"]
+    assert records[1]["error"] is None and records[1]["selfedit"] == load_config(None, ["domain=arc"]).arc.standard
 
 
 ARC_ORACLE = [

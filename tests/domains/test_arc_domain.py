@@ -38,6 +38,12 @@ def test_a_selfedit_becomes_augmented_examples_with_its_own_settings(domain):
     assert "Test input:\n10\n00" not in domain.update(TASK, 'basic"]}').examples[1][0]
 
 
+def test_configured_selfedits_are_whole_objects(domain):
+    for text in (domain.config.arc.standard, *domain.config.arc.oracle):
+        update = domain.update(TASK, text)
+        assert update.error is None and update.examples, text
+
+
 def test_loss_all_covers_the_prompt_and_clamps_are_noted(domain):
     update = domain.update(TASK, 'repeat"], "loss": "all", "learning_rate": 9, "epochs": 1}')
     assert update.prompt_loss and update.inner.lr == domain.config.arc.max_lr

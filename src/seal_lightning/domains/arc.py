@@ -102,7 +102,9 @@ class ArcDomain:
 
     def update(self, item: ArcTask, completion: str) -> SelfEditUpdate:
         """The test-time-training update a self-edit asks for; a rejected one carries the reason."""
-        parsed = parse_selfedit(RESPONSE_PREFIX + completion, self.standard, self.limits)
+        # A sampled completion continues the response prefix; a configured one (arc.standard) is whole.
+        text = completion if completion.lstrip().startswith("{") else RESPONSE_PREFIX + completion
+        parsed = parse_selfedit(text, self.standard, self.limits)
         if parsed.choice is None:
             return SelfEditUpdate(examples=(), inner=self.config.inner, error=parsed.error, notes=parsed.notes)
         return self.training(item, parsed.choice, parsed.notes)
