@@ -8,9 +8,9 @@ from peft import PeftModel
 from seal_lightning.config import InnerConfig, RewardConfig
 from seal_lightning.data.builtin import builtin_passages
 from seal_lightning.data.knowledge import Passage
+from seal_lightning.domains import SelfEditUpdate
 from seal_lightning.domains.knowledge import answer_questions, documents_from_selfedit
-from seal_lightning.finetune import tokenize_example
-from seal_lightning.inner import InnerLoRAModule, SelfEditScorer
+from seal_lightning.inner import InnerLoRAModule, SelfEditScorer, tokenized
 from seal_lightning.multilora import StackedAdamW, peft_initial_weights, train_adapters
 from seal_lightning.rewards import adapter_rewards, reward
 
@@ -41,18 +41,23 @@ def test_stacked_adamw_is_torch_adamw_per_adapter():
         torch.testing.assert_close(stacked[k], singles[k], rtol=0, atol=1e-6)
 
 
+def selfedit_updates(config: InnerConfig) -> list[SelfEditUpdate]:
+    return [
+        SelfEditUpdate(tuple(("", doc) for doc in documents_from_selfedit(PASSAGE, edit)), config) for edit in SELFEDITS
+    ]
+
+
 def sequential_and_batched(model, tokenizer, config):
-    documents = [documents_from_selfedit(PASSAGE, edit) for edit in SELFEDITS]
-    tokenized = [[tokenize_example(tokenizer, "", d, config.max_length) for d in docs] for docs in documents]
-    multi, module = train_adapters(model, tokenizer, tokenized, SEEDS, config)
+    updates = selfedit_updates(config)
+    multi, module = train_adapters(model, tokenizer, [tokenized(u, tokenizer) for u in updates], SEEDS, config)
     batched_losses = torch.stack(module.adapter_losses)
     batched_states = [multi.adapter_state(k) for k in range(len(SEEDS))]
     multi.remove()
     results = []
-    for k, (docs, seed) in enumerate(zip(documents, SEEDS, strict=True)):
+    for k, (update, seed) in enumerate(zip(updates, SEEDS, strict=True)):
         L.seed_everything(seed, verbose=False)
         single = InnerLoRAModule(model, config)
-        single.learn(docs, tokenizer, seed)
+        single.learn(update, tokenizer, seed)
         state = {n.replace(".default", ""): v for n, v in single.model.state_dict().items() if "lora_" in n}
         losses = torch.tensor(single.losses, dtype=batched_losses.dtype)
         single.restore_policy()
@@ -88,9 +93,8 @@ def test_batched_adapters_come_out_as_if_trained_alone(policy, tokenizer):
 
 def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokenizer, tmp_path):
     config = InnerConfig(epochs=3)
-    documents = [documents_from_selfedit(PASSAGE, edit) for edit in SELFEDITS]
-    tokenized = [[tokenize_example(tokenizer, "", d, config.max_length) for d in docs] for docs in documents]
-    multi, _ = train_adapters(policy, tokenizer, tokenized, SEEDS, config)
+    examples = [tokenized(update, tokenizer) for update in selfedit_updates(config)]
+    multi, _ = train_adapters(policy, tokenizer, examples, SEEDS, config)
     folders = [multi.export(k, tmp_path / f"adapter_{k}") for k in range(len(SEEDS))]
     questions = answer_questions(PASSAGE)
     batched = adapter_rewards(multi, tokenizer, [questions] * len(SEEDS), RewardConfig())

@@ -5,6 +5,7 @@ import torch
 
 from seal_lightning.config import JudgeConfig, RewardConfig
 from seal_lightning.data.knowledge import Question
+from seal_lightning.domains.knowledge import ANSWER_TEMPLATE
 from seal_lightning.errors import SealError
 from seal_lightning.rewards import (
     answer_loglik,
@@ -64,7 +65,7 @@ def test_teacher_forced_scores_match_a_token_by_token_computation(policy, tokeni
 
 
 def test_score_questions_reports_each_requested_metric(policy, tokenizer):
-    questions = [Question("What is the capital of France?", "Paris")]
+    questions = [Question(ANSWER_TEMPLATE.format(question="What is the capital of France?"), "Paris")]
     metrics = ["answer_loglik", "token_accuracy", "exact_match", "f1"]
     scores = score_questions(policy, tokenizer, questions, metrics, RewardConfig())
     assert set(scores) == set(metrics)
