@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
 
 from seal_lightning.cli import main
 from seal_lightning.config import load_config, to_flat_dict
 from seal_lightning.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_are_the_papers_settings():
@@ -75,8 +79,10 @@ def test_domain_defaults_sit_below_files_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("domain: arc\nrun_dir: elsewhere\n")
     config = load_config(str(path), ["reward.name=grid_match"])
-    assert (config.run_dir, config.reward.name, config.sampler.k) == ("elsewhere", "grid_match", 15)
+    assert (config.run_dir, config.reward.name, config.sampler.k) == ("elsewhere", "grid_match", 4)
     assert load_config().run_dir == "runs/knowledge"
+    paper = load_config(str(REPO / "conf" / "arc_paper.yaml"))
+    assert (paper.arc.tasks, paper.arc.max_examples, paper.sampler.k) == (None, 24, 15)
 
 
 def test_missing_config_file():

@@ -2,7 +2,7 @@
 self-edits under forgetting strategies) and `compare` (those strategies side by side, from MLflow).
 
     python -m seal_lightning fit --config conf/demo.yaml outer.rounds=2 inner.lora.rank=16
-    python -m seal_lightning fit --config conf/arc.yaml
+    python -m seal_lightning fit domain=arc
     python -m seal_lightning evaluate domain=arc evaluate.policy=runs/arc/round_1/policy
     python -m seal_lightning continual --config conf/continual.yaml continual.strategy=naive,replay
     python -m seal_lightning compare --config conf/continual.yaml --experiment continual-builtin
