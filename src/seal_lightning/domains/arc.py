@@ -20,12 +20,10 @@ from seal_lightning.arc.augmentations import Transform, fits, transforms_for
 from seal_lightning.arc.grids import Grid, grid_to_text
 from seal_lightning.arc.toolcall import ChoiceLimits, TTTChoice, parse_choice, parse_selfedit
 from seal_lightning.config import SealConfig
-from seal_lightning.data.arc import ArcTask, load_arc_tasks
+from seal_lightning.data.arc import ArcTask, Pair, load_arc_tasks
 from seal_lightning.data.knowledge import Question
 from seal_lightning.domains.base import Condition, SelfEditUpdate
 from seal_lightning.models import chat_prompt
-
-Pair = tuple[Grid, Grid]
 
 TASK_TEMPLATE = (
     "Find the rule that maps each input grid to its output grid, then apply it to the test input. "
