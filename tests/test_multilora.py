@@ -11,7 +11,15 @@ from seal_lightning.data.knowledge import Passage
 from seal_lightning.domains import SelfEditUpdate
 from seal_lightning.domains.knowledge import answer_questions, documents_from_selfedit
 from seal_lightning.inner import InnerLoRAModule, SelfEditScorer, tokenized
-from seal_lightning.multilora import StackedAdamW, peft_initial_weights, train_adapters
+from seal_lightning.multilora import (
+    ROW_WIDTHS,
+    Routing,
+    StackedAdamW,
+    StackedLoRALinear,
+    pack,
+    peft_initial_weights,
+    train_adapters,
+)
 from seal_lightning.rewards import adapter_rewards, reward
 
 PASSAGE = Passage.from_row(builtin_passages("validation")[1])
@@ -39,6 +47,53 @@ def test_stacked_adamw_is_torch_adamw_per_adapter():
         optimizer.step()
     for k in range(3):
         torch.testing.assert_close(stacked[k], singles[k], rtol=0, atol=1e-6)
+
+
+def test_stacked_lora_routes_each_token_through_its_own_adapter_only():
+    """Tokens in any order, some with no adapter (-1), some adapters absent: outputs and gradients equal
+    the per-token formula base(x) + scaling * B_k A_k x."""
+    torch.manual_seed(0)
+    base = torch.nn.Linear(6, 5)
+    initial = [(torch.randn(2, 6), torch.randn(5, 2)) for _ in range(4)]
+    routing = Routing()
+    layer = StackedLoRALinear(base, initial, scaling=2.0, routing=routing)
+    token_adapter = torch.tensor([[2, 0, -1, 2, 0], [-1, 0, 2, 2, -1]])  # adapters 1 and 3 absent
+    routing.set_tokens(token_adapter)
+    x = torch.randn(2, 5, 6, requires_grad=True)
+    out = layer(x)
+    expected = base(x).detach().clone()
+    for row, col in (token_adapter >= 0).nonzero().tolist():
+        a, b = initial[int(token_adapter[row, col])]
+        expected[row, col] += 2.0 * b @ (a @ x[row, col].detach())
+    torch.testing.assert_close(out, expected)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    for k in (0, 2):
+        a, b = (w.clone().requires_grad_(True) for w in initial[k])
+        routed = token_adapter == k
+        (2.0 * (x.detach()[routed] @ a.T @ b.T) * weights[routed]).sum().backward()
+        torch.testing.assert_close(layer.lora_A.grad[k], a.grad)
+        torch.testing.assert_close(layer.lora_B.grad[k], b.grad)
+    for k in (1, 3):
+        assert not layer.lora_A.grad[k].any() and not layer.lora_B.grad[k].any()
+
+
+def test_pack_places_every_sequence_once_with_restarting_positions():
+    lengths = [90, 70, 70, 40, 300, 20, 20, 5, 128]
+    sequences = [(k % 3, list(range(1, n + 1)), [7] * n) for k, n in enumerate(lengths)]
+    batch = pack(sequences, num_adapters=3, pad_token_id=0)
+    assert batch.input_ids.shape[1] >= max(lengths)
+    assert batch.input_ids.shape[1] <= max(max(lengths), *ROW_WIDTHS)
+    for index, (adapter, ids, labels) in enumerate(sequences):
+        where = batch.token_sequence == index
+        assert int(where.sum()) == len(ids)
+        assert batch.input_ids[where].tolist() == ids
+        assert batch.labels[where].tolist() == labels
+        assert batch.position_ids[where].tolist() == list(range(len(ids)))
+        assert set(batch.token_adapter[where].tolist()) == {adapter}
+    padding = batch.token_sequence == -1
+    assert (batch.labels[padding] == -100).all() and (batch.token_adapter[padding] == -1).all()
+    assert batch.active.tolist() == [True, True, True]
 
 
 def selfedit_updates(config: InnerConfig) -> list[SelfEditUpdate]:

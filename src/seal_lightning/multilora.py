@@ -33,21 +33,28 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seal_lightning.config import InnerConfig, LoRAConfig
 from seal_lightning.finetune import IGNORE_INDEX, epoch_batches, peft_lora_config, quiet_trainer
 
-# Packed rows are cut at this many tokens: attention over a row costs its length squared.
-ROW_TOKENS = 1024
+# Candidate row widths for packing (a row is never narrower than its longest sequence). Attention over a
+# row costs its width squared however its documents split it, and padding costs like tokens: `pack`
+# takes the width that makes their sum least.
+ROW_WIDTHS = (128, 256, 512)
+# At this row width attention costs a token about as much as all the linear layers do (measured on CPU
+# with SmolLM2-135M: a quarter of them at 512).
+ATTENTION_PARITY_WIDTH = 2048
 
 
 class Routing:
-    """Which adapter each token of the current forward goes through (-1: none), as runs of equal adapters.
+    """Which adapter each token of the current forward goes through (-1: none).
 
-    Tokens are packed adapter by adapter, so the flattened tokens fall into a few contiguous runs: the
-    layers split the input into those runs (whose backward is one concatenation), never gather/scatter.
+    The layers gather each adapter's tokens into one zero-padded slab, [adapters present, most tokens,
+    features], so the adapters run as two batched matmuls per layer whatever the number of adapters,
+    and scatter the results back. The indices depend only on the input's shape, so they are built once
+    per forward and shared by every layer.
     """
 
     def __init__(self) -> None:
         self.token_adapter: torch.Tensor | None = None  # [rows, length]
         self.row_adapter: torch.Tensor | None = None  # [rows], for generation, where the length grows
-        self._cache: tuple[tuple[int, ...], list[int], list[int]] | None = None
+        self._cache: tuple[tuple[int, ...], RoutingIndex] | None = None
 
     def set_tokens(self, token_adapter: torch.Tensor) -> None:
         self.token_adapter, self.row_adapter, self._cache = token_adapter, None, None
@@ -55,8 +62,8 @@ class Routing:
     def set_rows(self, row_adapter: torch.Tensor) -> None:
         self.token_adapter, self.row_adapter, self._cache = None, row_adapter, None
 
-    def runs(self, shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
-        """(adapters, lengths) of the consecutive runs of flattened tokens for an input of `shape`."""
+    def index(self, shape: tuple[int, ...]) -> RoutingIndex:
+        """The gather/scatter indices for an input of `shape` (its last dimension is the features)."""
         key = tuple(shape[:-1])
         if self._cache is None or self._cache[0] != key:
             if self.token_adapter is not None:
@@ -64,13 +71,40 @@ class Routing:
             else:
                 assert self.row_adapter is not None, "set the routing before a forward"
                 flat = self.row_adapter[:, None].expand(key).reshape(-1)
-            adapters, lengths = torch.unique_consecutive(flat, return_counts=True)
-            self._cache = (key, adapters.tolist(), lengths.tolist())
-        return self._cache[1], self._cache[2]
+            self._cache = (key, RoutingIndex.build(flat))
+        return self._cache[1]
+
+
+@dataclass
+class RoutingIndex:
+    """For T flattened tokens: `adapters` [P] present, `slab` [P, width] token positions per adapter
+    (T for padding: a zero row), and `back` [T] each token's position in the flattened slab (P * width
+    for a token without an adapter: a zero row)."""
+
+    adapters: torch.Tensor
+    slab: torch.Tensor
+    back: torch.Tensor
+
+    @classmethod
+    def build(cls, token_adapter: torch.Tensor) -> RoutingIndex:
+        tokens = token_adapter.numel()
+        routed = (token_adapter >= 0).nonzero().squeeze(-1)
+        order = routed[torch.argsort(token_adapter[routed], stable=True)]
+        adapters, counts = torch.unique_consecutive(token_adapter[order], return_counts=True)
+        width = int(counts.max()) if counts.numel() else 0
+        # Slot of each routed token inside its adapter's row of the slab.
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(order.numel(), device=order.device) - torch.repeat_interleave(starts, counts)
+        row = torch.repeat_interleave(torch.arange(adapters.numel(), device=order.device), counts)
+        slab = torch.full((adapters.numel(), width), tokens, dtype=torch.long, device=order.device)
+        slab[row, slot] = order
+        back = torch.full((tokens,), adapters.numel() * width, dtype=torch.long, device=order.device)
+        back[order] = row * width + slot
+        return cls(adapters, slab, back)
 
 
 class StackedLoRALinear(nn.Module):
-    """A frozen linear layer plus K LoRA adapters, [K, r, in] and [K, out, r], routed per run of tokens."""
+    """A frozen linear layer plus K LoRA adapters, [K, r, in] and [K, out, r], routed per token."""
 
     def __init__(
         self, base: nn.Linear, initial: list[tuple[torch.Tensor, torch.Tensor]], scaling: float, routing: Routing
@@ -84,16 +118,19 @@ class StackedLoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
-        adapters, lengths = self.routing.runs(tuple(x.shape))
-        # unbind/split/cat have one-op backwards; indexing per adapter would scatter into full-size zeros.
-        a_weights, b_weights = self.lora_A.unbind(0), self.lora_B.unbind(0)
-        pieces = []
-        for adapter, chunk in zip(adapters, x.reshape(-1, x.shape[-1]).split(lengths), strict=True):
-            if adapter < 0:
-                pieces.append(chunk.new_zeros(chunk.shape[0], out.shape[-1]))
-            else:
-                pieces.append((chunk @ a_weights[adapter].T) @ b_weights[adapter].T * self.scaling)
-        return out + torch.cat(pieces).view_as(out)
+        index = self.routing.index(tuple(x.shape))
+        # index_select's backward is an index_add: each adapter gets exactly its own tokens' gradient.
+        slab = with_zero_row(x.reshape(-1, x.shape[-1])).index_select(0, index.slab.view(-1))
+        a_weights = self.lora_A.index_select(0, index.adapters)
+        b_weights = self.lora_B.index_select(0, index.adapters)
+        hidden = torch.bmm(slab.view(*index.slab.shape, -1), a_weights.transpose(1, 2))
+        delta = torch.bmm(hidden, b_weights.transpose(1, 2)) * self.scaling
+        return out + with_zero_row(delta.reshape(-1, out.shape[-1])).index_select(0, index.back).view_as(out)
+
+
+def with_zero_row(rows: torch.Tensor) -> torch.Tensor:
+    """`rows` [n, features] and a zero row at index n, where the routing sends padding and unrouted tokens."""
+    return torch.cat([rows, rows.new_zeros(1, rows.shape[-1])])
 
 
 class StackedAdamW(torch.optim.Optimizer):
@@ -155,18 +192,17 @@ class PackedBatch:
 
 
 def pack(sequences: Sequence[tuple[int, list[int], list[int]]], num_adapters: int, pad_token_id: int) -> PackedBatch:
-    """Pack (adapter, input_ids, shifted labels) sequences into rows of at most ROW_TOKENS tokens.
+    """Pack (adapter, input_ids, shifted labels) sequences into rows, first-fit decreasing by length,
+    at the cheapest of the ROW_WIDTHS.
 
     Position ids restart at each sequence, which makes transformers mask attention block-diagonally;
     the padding at a row's end is a segment of its own that nothing attends to and nothing learns from.
     """
-    rows: list[list[int]] = [[]]
-    for index, (_, ids, _) in enumerate(sequences):
-        if rows[-1] and sum(len(sequences[i][1]) for i in rows[-1]) + len(ids) > ROW_TOKENS:
-            rows.append([])
-        rows[-1].append(index)
-    width = max(sum(len(sequences[i][1]) for i in row) for row in rows)
-    shape = (len(rows), width)
+    lengths = [len(ids) for _, ids, _ in sequences]
+    packings = [first_fit_decreasing(lengths, max(width, *lengths)) for width in ROW_WIDTHS]
+    shapes = [(len(rows), max(sum(lengths[i] for i in row) for row in rows)) for rows in packings]
+    costs = [count * width * (1 + width / ATTENTION_PARITY_WIDTH) for count, width in shapes]
+    rows, shape = packings[costs.index(min(costs))], shapes[costs.index(min(costs))]
     input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
     labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
     token_adapter = torch.full(shape, -1, dtype=torch.long)
@@ -185,8 +221,22 @@ def pack(sequences: Sequence[tuple[int, list[int], list[int]]], num_adapters: in
             position_ids[r, start:end] = torch.arange(len(ids))
             active[adapter] = True
             start = end
-        position_ids[r, start:] = torch.arange(width - start)
+        position_ids[r, start:] = torch.arange(shape[1] - start)
     return PackedBatch(input_ids, position_ids, labels, token_adapter, token_sequence, active)
+
+
+def first_fit_decreasing(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """Sequence indices per row: longest first, each into the first row it fits in."""
+    rows: list[list[int]] = []
+    filled: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = next((r for r, used in enumerate(filled) if used + lengths[index] <= width), len(rows))
+        if row == len(rows):
+            rows.append([])
+            filled.append(0)
+        rows[row].append(index)
+        filled[row] += lengths[index]
+    return rows
 
 
 def shifted_labels(labels: list[int]) -> list[int]:
