@@ -6,8 +6,9 @@
 (b) batched adapters, answers through vLLM with one LoRARequest per prompt (F1);
 (c) batched adapters with the answer log-likelihood reward;
 (d) batched adapters, answers from one in-process `generate` with each row routed to its adapter (F1).
-All three score the same self-edits with the same seeds, in this process. Training throughput is
-reported as a fraction of this machine's fp32 matmul peak, measured here too. Results go to MLflow.
+All sides score the same self-edits with the same seeds, in this process. Training alone (sequential
+PEFT runs against one stack) is timed once more, and its FLOP/s reported as a fraction of this
+machine's fp32 matmul peak, measured here too. Results go to MLflow.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from functools import partial
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.cli import quiet_libraries
 from seal_lightning.config import (
@@ -29,8 +31,10 @@ from seal_lightning.config import (
     TrackingConfig,
 )
 from seal_lightning.domains.knowledge import KnowledgeDomain
-from seal_lightning.inner import SelfEditScorer, tokenized
+from seal_lightning.finetune import IGNORE_INDEX
+from seal_lightning.inner import SelfEditScorer, adapted, tokenized
 from seal_lightning.models import builtin_model_folder, load_model, load_tokenizer
+from seal_lightning.multilora import stacked_adapters
 from seal_lightning.sampling.hf import TransformersSampler
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
@@ -43,6 +47,31 @@ def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def training_seconds(
+    policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, updates: list, stacked: bool
+) -> float:
+    """Wall time of the inner loops' training alone: one PEFT run per (update, seed), or one stack."""
+    start = time.perf_counter()
+    if stacked:
+        examples = [tokenized(update, tokenizer) for _, update, _ in updates]
+        seeds = [seed for _, _, seed in updates]
+        with stacked_adapters(policy, tokenizer, examples, seeds, updates[0][1].inner):
+            pass
+    else:
+        for _, update, seed in updates:
+            with adapted(policy, tokenizer, update, seed):
+                pass
+    return time.perf_counter() - start
+
+
+def training_flops(policy: PreTrainedModel, tokens: int, labelled: int) -> float:
+    """A LoRA step on a frozen base: forward 2N and input gradients 2N FLOP per token, where the output
+    projection runs on labelled tokens only (adapter and attention FLOPs are left out: a lower bound)."""
+    head = policy.get_output_embeddings().weight.numel()
+    body = sum(p.numel() for p in policy.parameters()) - head
+    return 4 * (body * tokens + head * labelled)
 
 
 def main() -> None:
@@ -82,11 +111,10 @@ def main() -> None:
         for batched, domain in domains.items()
     }
     count = len(updates[False])
-    tokens = sum(
-        len(example["input_ids"]) * args.epochs for _, u, _ in updates[False] for example in tokenized(u, tokenizer)
-    )
+    examples = [example for _, update, _ in updates[False] for example in tokenized(update, tokenizer)]
+    tokens = args.epochs * sum(len(example["input_ids"]) for example in examples)
+    labelled = args.epochs * sum(label != IGNORE_INDEX for example in examples for label in example["labels"])
     peak = matmul_peak_flops()
-    params = sum(p.numel() for p in policy.parameters())
     results: dict[str, tuple[float, list[float]]] = {}
 
     def timed(name: str, scorer: SelfEditScorer) -> None:
@@ -120,21 +148,29 @@ def main() -> None:
         "b": "batched + vLLM answers (F1)",
         "c": "batched + log-likelihood",
     }
+    training = {stacked: training_seconds(policy, tokenizer, updates[stacked], stacked) for stacked in (False, True)}
+    flops = training_flops(policy, tokens, labelled)
+
     print(f"\nmatmul peak (fp32, 2048^2): {peak / 1e9:.1f} GFLOP/s; {count} inner loops, {tokens} training tokens")
-    print(f"{'side':<44} {'loops/min':>10} {'vs (a)':>8} {'train+score FLOP/s % peak':>26}  mean reward")
-    metrics = {}
+    print(f"{'side':<44} {'loops/min':>10} {'vs (a)':>8}  mean reward")
+    metrics = {"matmul_peak_gflops": peak / 1e9}
     for key, (seconds, rewards) in results.items():
         per_minute = count / seconds * 60
         ratio = per_minute / (count / results["a"][0] * 60) if "a" in results else float("nan")
-        # A LoRA step on a frozen base costs about 4N FLOP per token (forward 2N, input gradients 2N).
-        utilisation = 4 * params * tokens / seconds / peak
         mean_reward = sum(rewards) / len(rewards)
-        print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x {utilisation:>25.0%}  {mean_reward:.4f}")
-        metrics |= {f"{key}_loops_per_min": per_minute, f"{key}_vs_a": ratio, f"{key}_peak_fraction": utilisation}
+        print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x  {mean_reward:.4f}")
+        metrics |= {f"{key}_loops_per_min": per_minute, f"{key}_vs_a": ratio, f"{key}_mean_reward": mean_reward}
+    print(f"\n{'training only':<44} {'seconds':>10} {'vs seq.':>8} {'GFLOP/s':>8} {'% peak':>7}")
+    for stacked, label in ((False, "sequential PEFT runs"), (True, "one stack of adapters")):
+        rate = flops / training[stacked]
+        speedup = training[False] / training[stacked]
+        print(f"{label:<44} {training[stacked]:>10.1f} {speedup:>7.2f}x {rate / 1e9:>8.1f} {rate / peak:>7.0%}")
+        name = "stacked" if stacked else "sequential"
+        metrics |= {f"train_{name}_seconds": training[stacked], f"train_{name}_peak_fraction": rate / peak}
     store = RunStore(args.run_dir)
     tracker = Tracker(TrackingConfig(experiment="benchmarks"), store)
     with tracker.run(f"inner_loop_{time.strftime('%Y%m%d-%H%M%S')}", "inner_loop", vars(args)):
-        tracker.log_metrics(metrics | {"matmul_peak_gflops": peak / 1e9})
+        tracker.log_metrics(metrics)
 
 
 if __name__ == "__main__":

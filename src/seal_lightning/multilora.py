@@ -134,7 +134,11 @@ def with_zero_row(rows: torch.Tensor) -> torch.Tensor:
 
 
 class StackedAdamW(torch.optim.Optimizer):
-    """torch.optim.AdamW's update, per adapter: its own step count, and only adapters marked active move."""
+    """torch.optim.AdamW's update, per adapter: its own step count, and only adapters marked active move.
+
+    The update reads and writes the active adapters' slices only, so a step late in a stack, where a
+    few long self-edits still train, costs in proportion to those few.
+    """
 
     def __init__(self, params: Sequence[nn.Parameter], num_adapters: int, lr: float, weight_decay: float = 0.01):
         super().__init__(params, {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay})
@@ -148,6 +152,7 @@ class StackedAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.steps += self.active.float()
+        ids = self.active.nonzero().squeeze(-1)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
@@ -158,20 +163,19 @@ class StackedAdamW(torch.optim.Optimizer):
                 if not state:
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
-                shape = (-1,) + (1,) * (param.dim() - 1)
-                active = self.active.view(shape).to(param.device)
-                steps = self.steps.clamp(min=1).view(shape).to(param.device)
-                grad = param.grad
-                new_param = param * (1 - lr * decay)
-                exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
-                exp_avg_sq = state["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad
-                bias_correction1 = 1 - beta1**steps
-                bias_correction2_sqrt = (1 - beta2**steps).sqrt()
-                denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
-                new_param = new_param - (lr / bias_correction1) * exp_avg / denom
-                param.copy_(torch.where(active, new_param, param))
-                state["exp_avg"] = torch.where(active, exp_avg, state["exp_avg"])
-                state["exp_avg_sq"] = torch.where(active, exp_avg_sq, state["exp_avg_sq"])
+                on_device = ids.to(param.device)
+                steps = self.steps[ids].view((-1,) + (1,) * (param.dim() - 1)).to(param.device)
+                grad = param.grad.index_select(0, on_device)
+                exp_avg = state["exp_avg"].index_select(0, on_device).lerp_(grad, 1 - beta1)
+                exp_avg_sq = (
+                    state["exp_avg_sq"].index_select(0, on_device).mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                )
+                denom = (exp_avg_sq.sqrt() / (1 - beta2**steps).sqrt()).add_(eps)
+                updated = param.index_select(0, on_device).mul_(1 - lr * decay)
+                updated.sub_((lr / (1 - beta1**steps)) * exp_avg / denom)
+                param.index_copy_(0, on_device, updated)
+                state["exp_avg"].index_copy_(0, on_device, exp_avg)
+                state["exp_avg_sq"].index_copy_(0, on_device, exp_avg_sq)
         return loss
 
 
@@ -385,20 +389,47 @@ def step_batches(
     batch_size: int,
     pad_token_id: int,
 ) -> list[PackedBatch]:
-    """Step j packs batch j of every adapter that has one, in the order a sequential run would see them."""
+    """The stack's steps: adapter k's batches, in the order a sequential run would see them, one per
+    step from its start step on (see `staggered_starts`)."""
     schedules = [
         epoch_batches(list(examples), batch_size, epochs, seed) for examples, seed in zip(documents, seeds, strict=True)
     ]
+    tokens = [[sum(len(example["input_ids"]) for example in batch) for batch in schedule] for schedule in schedules]
+    starts = staggered_starts(tokens)
     steps = []
-    for j in range(max(len(schedule) for schedule in schedules)):
+    for j in range(max(start + len(schedule) for start, schedule in zip(starts, schedules, strict=True))):
         sequences = [
             (k, example["input_ids"], shifted_labels(example["labels"]))
-            for k, schedule in enumerate(schedules)
-            if j < len(schedule)
-            for example in schedule[j]
+            for k, (start, schedule) in enumerate(zip(starts, schedules, strict=True))
+            if 0 <= j - start < len(schedule)
+            for example in schedule[j - start]
         ]
         steps.append(pack(sequences, len(schedules), pad_token_id))
     return steps
+
+
+def staggered_starts(tokens: Sequence[Sequence[int]]) -> list[int]:
+    """The step at which each adapter starts, given its tokens per step.
+
+    Adapters are independent, so any start is exact. The stack needs as many steps as the longest
+    adapter has; starting every adapter at once would leave its last steps to that one adapter, with a
+    few tokens each, where a step costs mostly fixed overhead. Instead each adapter (most tokens first)
+    starts where the tokens already placed over its span are least (least sum of squared step totals),
+    so every step carries a similar load.
+    """
+    horizon = max(len(steps) for steps in tokens)
+    load = [0] * horizon
+    starts = [0] * len(tokens)
+    for k in sorted(range(len(tokens)), key=lambda k: -sum(tokens[k])):
+        steps = tokens[k]
+
+        def cost(start: int, steps: Sequence[int] = steps) -> int:
+            return sum((load[start + i] + n) ** 2 - load[start + i] ** 2 for i, n in enumerate(steps))
+
+        starts[k] = min(range(horizon - len(steps) + 1), key=cost)
+        for i, n in enumerate(steps):
+            load[starts[k] + i] += n
+    return starts
 
 
 def train_adapters(
