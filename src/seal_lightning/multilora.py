@@ -1,10 +1,12 @@
 """Many LoRA adapters on one frozen base, trained and scored together: the batched inner loop.
 
-SEAL's cost is the inner loop: k self-edits x seeds independent LoRA runs per passage. Here the K
-adapters of a passage are stacked into one tensor per target module, and every step runs one
-forward and backward over the frozen base for all of them: the step's documents are packed into
-rows (position ids restart per document, so transformers builds a block-diagonal causal mask and no
-document sees another), and each token goes through its own adapter.
+SEAL's cost is the inner loop: k self-edits x seeds independent LoRA runs per passage. Here K
+adapters (of one passage or several) are stacked into one tensor per target module, and every step
+runs one forward and backward over the frozen base for all of them:
+- the step's documents are packed into rows (position ids restart per document, so transformers
+  builds a block-diagonal causal mask and no document sees another);
+- each token goes through its own adapter, as two batched matmuls per layer;
+- adapters start at staggered steps, so that every step carries a similar number of tokens.
 
 Each adapter comes out as if it had been trained alone with PEFT, because
 - it starts from PEFT's own initialisation under the same seed,
@@ -12,7 +14,7 @@ Each adapter comes out as if it had been trained alone with PEFT, because
 - its loss is the mean over its own tokens (adapters share no parameter, so the summed loss gives
   each one exactly its own gradient),
 - `StackedAdamW` is AdamW with a step count per adapter, and adapters without a batch in a step
-  (shorter self-edits) are not touched by it.
+  (not started yet, or finished) are not touched by it.
 """
 
 from __future__ import annotations
