@@ -5,7 +5,8 @@
 (a) reference: a fresh PEFT model per (self-edit, seed), one after another, answers with `generate` (F1);
 (b) batched adapters, answers through vLLM with one LoRARequest per prompt (F1);
 (c) batched adapters with the answer log-likelihood reward;
-(d) batched adapters, answers from one in-process `generate` with each row routed to its adapter (F1).
+(d) batched adapters, answers from one in-process `generate` with each row routed to its adapter (F1);
+(e) sequential PEFT runs with the log-likelihood reward: (c)'s counterpart, whose rewards (c) must match.
 All sides score the same self-edits with the same seeds, in this process. Training alone (sequential
 PEFT runs against one stack) is timed once more, and its FLOP/s reported as a fraction of this
 machine's fp32 matmul peak, measured here too. Results go to MLflow.
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=128, help="self-edit length")
-    parser.add_argument("--skip", default="", help="comma-separated sides to skip: a,b,c,d")
+    parser.add_argument("--skip", default="", help="comma-separated sides to skip: a,b,c,d,e")
     parser.add_argument("--run-dir", default="runs/benchmarks")
     args = parser.parse_args()
     quiet_libraries()
@@ -119,7 +120,7 @@ def main() -> None:
 
     def timed(name: str, scorer: SelfEditScorer) -> None:
         start = time.perf_counter()
-        rewards = [result.reward for result in scorer.score_many(updates[name != "a"])]
+        rewards = [result.reward for result in scorer.score_many(updates[name not in ("a", "e")])]
         results[name] = (time.perf_counter() - start, rewards)
         print(f"{name}: {count} self-edit inner loops in {results[name][0]:.1f} s", flush=True)
 
@@ -128,6 +129,7 @@ def main() -> None:
         "a": lambda: SelfEditScorer(policy, tokenizer, domains[False], f1),
         "d": lambda: SelfEditScorer(policy, tokenizer, domains[True], f1),
         "c": lambda: SelfEditScorer(policy, tokenizer, domains[True], RewardConfig()),
+        "e": lambda: SelfEditScorer(policy, tokenizer, domains[False], RewardConfig()),
     }
     for name, make in sides.items():
         if name not in skip:
@@ -147,6 +149,7 @@ def main() -> None:
         "a": "reference (sequential PEFT, generate, F1)",
         "b": "batched + vLLM answers (F1)",
         "c": "batched + log-likelihood",
+        "e": "sequential PEFT + log-likelihood",
     }
     training = {stacked: training_seconds(policy, tokenizer, updates[stacked], stacked) for stacked in (False, True)}
     flops = training_flops(policy, tokens, labelled)
@@ -160,6 +163,10 @@ def main() -> None:
         mean_reward = sum(rewards) / len(rewards)
         print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x  {mean_reward:.4f}")
         metrics |= {f"{key}_loops_per_min": per_minute, f"{key}_vs_a": ratio, f"{key}_mean_reward": mean_reward}
+    if "c" in results and "e" in results:
+        gap = max(abs(x - y) for x, y in zip(results["c"][1], results["e"][1], strict=True))
+        print(f"largest per-loop reward difference, (c) against (e): {gap:.2e}")
+        metrics["c_e_max_reward_gap"] = gap
     print(f"\n{'training only':<44} {'seconds':>10} {'vs seq.':>8} {'GFLOP/s':>8} {'% peak':>7}")
     for stacked, label in ((False, "sequential PEFT runs"), (True, "one stack of adapters")):
         rate = flops / training[stacked]
