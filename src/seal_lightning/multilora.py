@@ -208,7 +208,8 @@ def pack(sequences: Sequence[tuple[int, list[int], list[int]]], num_adapters: in
     packings = [first_fit_decreasing(lengths, max(width, *lengths)) for width in ROW_WIDTHS]
     shapes = [(len(rows), max(sum(lengths[i] for i in row) for row in rows)) for rows in packings]
     costs = [count * width * (1 + width / ATTENTION_PARITY_WIDTH) for count, width in shapes]
-    rows, shape = packings[costs.index(min(costs))], shapes[costs.index(min(costs))]
+    cheapest = costs.index(min(costs))
+    rows, shape = packings[cheapest], shapes[cheapest]
     input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
     labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
     token_adapter = torch.full(shape, -1, dtype=torch.long)
