@@ -425,11 +425,11 @@ def staggered_starts(tokens: Sequence[Sequence[int]]) -> list[int]:
     starts = [0] * len(tokens)
     for k in sorted(range(len(tokens)), key=lambda k: -sum(tokens[k])):
         steps = tokens[k]
-
-        def cost(start: int, steps: Sequence[int] = steps) -> int:
-            return sum((load[start + i] + n) ** 2 - load[start + i] ** 2 for i, n in enumerate(steps))
-
-        starts[k] = min(range(horizon - len(steps) + 1), key=cost)
+        added = [
+            sum((load[start + i] + n) ** 2 - load[start + i] ** 2 for i, n in enumerate(steps))
+            for start in range(horizon - len(steps) + 1)
+        ]
+        starts[k] = added.index(min(added))
         for i, n in enumerate(steps):
             load[starts[k] + i] += n
     return starts
