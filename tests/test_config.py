@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from seal_lightning.cli import main
-from seal_lightning.config import load_config, to_flat_dict
+from seal_lightning.configure import load_config, to_flat_dict
 from seal_lightning.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +63,21 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["domain=arc", "evaluate.metrics=[exact_match]"], "valid entries for domain=arc"),
         (["domain=arc", "arc.min_lr=0.1", "arc.max_lr=0.01"], "arc.min_lr=0.1 is above arc.max_lr=0.01"),
         (["domain=arc", "arc.standard=not json"], "arc.standard"),
+        (["data.rounds=[a.json]", "data.path=b.json"], "set data.rounds or data.path, not both"),
+        (["data.rounds=[]"], "data.rounds is empty"),
+        (["data.per_round=0"], "data.per_round must be positive"),
+        (["data.reuse_items=true", "data.per_round=3"], "cannot be combined with rounds/per_round"),
+        (["heldout.metrics=[bleu]"], "heldout.metrics contains 'bleu'"),
+        (["heldout.metrics=[]"], "heldout.metrics is empty"),
+        (["heldout.selfedits=0"], "heldout.selfedits must be positive"),
+        (
+            ["domain=arc", "evaluate.cpt_passages=4"],
+            "evaluate.cpt_passages (continued pretraining) needs domain=knowledge",
+        ),
+        (
+            ["domain=arc", "arc.tasks=[6150a2bd,66e6c45b]", "arc.eval_tasks=[66e6c45b]"],
+            "arc.tasks and arc.eval_tasks share 66e6c45b",
+        ),
     ],
 )
 def test_bad_config_is_one_clear_line(overrides, expected):
@@ -97,6 +112,8 @@ def test_missing_config_file():
         ["fit", "unknown.key=1"],
         ["fit", "data.path=/no/such/file.json"],
         ["evaluate", "--config", "x.yaml"],
+        ["evaluate", "data.heldout=/no/such/file.json"],
+        ["evaluate", "--compare", "/no/such/a", "/no/such/b"],
         ["continual", "continual.strategy=ewc", "continual.strategy_dir=/no/such/dir"],
         ["compare", "--experiment", "nope", "run_dir=/tmp/seal-lightning-no-such-run"],
     ],
@@ -106,6 +123,14 @@ def test_cli_errors_exit_2_with_one_line(argv, capsys):
     err = capsys.readouterr().err
     assert err.startswith("seal-lightning: error: ")
     assert err.count("\n") == 1
+
+
+def test_shipped_knowledge_configs_give_every_round_its_own_passages():
+    demo = load_config(str(REPO / "conf" / "demo.yaml"))
+    assert (demo.data.per_round, demo.outer.rounds, demo.heldout.enabled) == (6, 2, True)
+    paper = load_config(str(REPO / "conf" / "knowledge.yaml"))
+    assert [Path(p).name for p in paper.data.rounds] == ["train_round1.json", "train_round2.json"]
+    assert Path(paper.data.heldout).name == "dev100.json" and paper.data.path is None
 
 
 def test_print_config(capsys):

@@ -1,20 +1,14 @@
 import json
-import math
 
 import pytest
 
 from seal_lightning.cli import main
-from seal_lightning.config import load_config
-from seal_lightning.evaluation import format_per_item, format_table, mean_stderr, summarize
+from seal_lightning.config import DataConfig
+from seal_lightning.configure import load_config
+from seal_lightning.data.knowledge import load_heldout_passages
+from seal_lightning.report import format_per_item, format_table, summarize
 
 pytestmark = pytest.mark.slow
-
-
-def test_mean_and_standard_error():
-    mean, stderr = mean_stderr([1.0, 2.0, 3.0, 4.0])
-    assert mean == 2.5
-    assert stderr == pytest.approx(math.sqrt((2.25 + 0.25 + 0.25 + 2.25) / 3 / 4))
-    assert math.isnan(mean_stderr([1.0])[1])
 
 
 def test_summarize_and_format():
@@ -32,11 +26,11 @@ def test_summarize_and_format():
     assert per_item[2].split() == ["B", "1.000"]
 
 
-def test_evaluate_builtin_test_split(tmp_path, capsys):
+def test_evaluate_builtin_heldout_split(tmp_path, capsys):
     argv = [
         "evaluate",
         f"run_dir={tmp_path}",
-        "data.limit=2",
+        "data.heldout_limit=2",
         "inner.epochs=3",
         "evaluate.conditions=[no_update,passage]",
     ]
@@ -49,6 +43,45 @@ def test_evaluate_builtin_test_split(tmp_path, capsys):
     assert loglik["passage"] > loglik["no_update"]
     results = list(tmp_path.glob("evaluate/*/results.jsonl"))
     assert len(results) == 1 and len(results[0].read_text().splitlines()) == 4
+    heldout = [p.key for p in load_heldout_passages(DataConfig(heldout_limit=2))]
+    assert [json.loads(line)["item"] for line in results[0].read_text().splitlines()[:2]] == heldout
+    # Compared with itself, every paired difference is exactly zero.
+    assert main(["evaluate", "--compare", str(tmp_path), str(results[0].parent)]) == 0
+    compared = capsys.readouterr().out
+    assert "no_update" in compared and "+0.000 [+0.000, +0.000]" in compared
+
+
+def test_continued_pretraining_absorbs_several_passages_in_one_update(tmp_path, capsys):
+    argv = [
+        "evaluate",
+        f"run_dir={tmp_path}",
+        "data.heldout_limit=2",
+        "inner.epochs=3",
+        "evaluate.cpt_passages=2",
+        "evaluate.metrics=[answer_loglik]",
+        "evaluate.conditions=[no_update,passage]",
+    ]
+    assert main(argv) == 0
+    assert "continued pretraining on 2 at once" in capsys.readouterr().out
+    (results,) = tmp_path.glob("evaluate/*/results.jsonl")
+    records = {
+        (r["condition"], r["item"]): r["answer_loglik"] for r in map(json.loads, results.read_text().splitlines())
+    }
+    for key in {item for _, item in records}:
+        assert records[("passage", key)] > records[("no_update", key)]
+
+
+def test_evaluate_refuses_a_policy_trained_on_the_heldout_items(tmp_path, capsys):
+    """A trained policy's score on items it was trained or selected on is no result: one line, status 2."""
+    passage = load_heldout_passages(DataConfig())[1]
+    run = tmp_path / "run"
+    (run / "round_1").mkdir(parents=True)
+    (run / "round_1" / "selfedits.json").write_text(json.dumps({passage.key: []}))
+    argv = ["evaluate", f"run_dir={tmp_path / 'eval'}", f"evaluate.policy={run / 'round_1' / 'policy'}"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"held-out item {passage.title!r}" in error and "was trained or selected on" in error
+    assert "\n" not in error and not (tmp_path / "eval" / "evaluate").exists()
 
 
 def test_evaluate_shared_squad_with_external_selfedits(tmp_path, capsys, shared_file):
@@ -56,8 +89,8 @@ def test_evaluate_shared_squad_with_external_selfedits(tmp_path, capsys, shared_
     argv = [
         "evaluate",
         f"run_dir={tmp_path}",
-        f"data.path={data}",
-        "data.limit=1",
+        f"data.heldout={data}",
+        "data.heldout_limit=1",
         "inner.epochs=1",
         "evaluate.metrics=[answer_loglik,f1]",
         "evaluate.conditions=[no_update,passage_external]",
@@ -73,7 +106,7 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
         "evaluate",
         "domain=arc",
         f"run_dir={tmp_path}",
-        "arc.tasks=[6150a2bd]",
+        "arc.eval_tasks=[66e6c45b]",
         "arc.max_examples=4",
         "reward.max_new_tokens=16",
         "evaluate.metrics=[token_accuracy,grid_match]",
@@ -84,7 +117,7 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
     assert "rows left out: seal" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
     assert {"icl", "ttt_standard", "ttt_selfedit", "oracle"} <= set(rows)
-    assert rows["6150a2bd"][1:] == [rows[c][1] for c in ("icl", "ttt_standard", "ttt_selfedit", "oracle")]
+    assert rows["66e6c45b"][1:] == [rows[c][1] for c in ("icl", "ttt_standard", "ttt_selfedit", "oracle")]
     # The oracle reports the best configuration per task, so it is never below the standard one it includes.
     assert float(rows["oracle"][1]) >= float(rows["ttt_standard"][1])
     (results,) = tmp_path.glob("evaluate/*/results.jsonl")

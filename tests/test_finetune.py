@@ -1,4 +1,4 @@
-from seal_lightning.finetune import IGNORE_INDEX, pad_batch, tokenize_example
+from seal_lightning.finetune import IGNORE_INDEX, example_length, pad_batch, tokenize_example
 
 
 def test_loss_covers_completion_and_eos_only(tokenizer):
@@ -28,3 +28,18 @@ def test_padding_is_masked_out_of_the_loss(tokenizer):
 def test_truncation_keeps_labels_aligned(tokenizer):
     example = tokenize_example(tokenizer, "p " * 50, "c " * 50, max_length=16)
     assert len(example["input_ids"]) == len(example["labels"]) == 16
+
+
+def test_a_completion_known_to_be_cut_gets_no_eos(tokenizer):
+    """A self-edit the sampler stopped at its token limit: learning EOS after it would teach stopping there."""
+    whole = tokenize_example(tokenizer, "Question: where?", " Odrava", max_length=64)
+    cut = tokenize_example(tokenizer, "Question: where?", " Odrava", max_length=64, eos=False)
+    assert cut["input_ids"] == whole["input_ids"][:-1] and cut["labels"] == whole["labels"][:-1]
+    assert tokenizer.eos_token_id not in cut["input_ids"]
+
+
+def test_example_length_counts_what_tokenize_example_builds_before_it_cuts(tokenizer):
+    prompt, completion = "p " * 50, "c " * 50
+    assert example_length(tokenizer, prompt, completion) == len(
+        tokenize_example(tokenizer, prompt, completion, 10**6)["input_ids"]
+    )

@@ -1,5 +1,7 @@
 """End to end: a tiny `fit` on the real built-in model, tracked in a real MLflow sqlite store."""
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -7,13 +9,15 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from seal_lightning.cli import main
-from seal_lightning.config import ModelConfig
+from seal_lightning.config import DataConfig, ModelConfig
+from seal_lightning.data.knowledge import load_heldout_passages
 from seal_lightning.models import load_model
 
 pytestmark = pytest.mark.slow
 
 TINY = [
     "data.limit=2",
+    "data.heldout_limit=2",
     "sampler.k=2",
     "sampler.max_new_tokens=24",
     "inner.epochs=2",
@@ -24,10 +28,17 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def fitted(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("fit") / "run"
-    assert main(["fit", f"run_dir={run_dir}", *TINY]) == 0
-    return run_dir
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        assert main(["fit", f"run_dir={run_dir}", *TINY]) == 0
+    return run_dir, capture.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(fitted):
+    return fitted[0]
 
 
 def test_fit_writes_every_step(run_dir):
@@ -37,6 +48,48 @@ def test_fit_writes_every_step(run_dir):
     assert len(json.loads((round_dir / "kept.json").read_text())) == 2
     assert (round_dir / "adapter" / "adapter_config.json").is_file()
     assert json.loads((round_dir / "summary.json").read_text())["selfedits"] == 4
+
+
+def test_truncated_selfedits_are_counted_and_kept_with_their_flag(fitted):
+    """24 new tokens cut most self-edits: the round line says how many, and the M-step learns them without EOS."""
+    run_dir, out = fitted
+    selfedits = json.loads((run_dir / "round_1" / "selfedits.json").read_text())
+    cut = sum(c["truncated"] for completions in selfedits.values() for c in completions)
+    assert cut > 0
+    assert f"{cut} cut at sampler.max_new_tokens" in out
+    assert json.loads((run_dir / "round_1" / "summary.json").read_text())["truncated"] == cut
+    kept = json.loads((run_dir / "round_1" / "kept.json").read_text())
+    assert all("truncated" in k for k in kept)
+
+
+def test_fit_scores_the_starting_model_and_each_round_on_heldout_passages(fitted):
+    """Held-out evaluation is part of fit: round 0 and round 1 on passages no round trained on, with the
+    change from round 0 paired by passage, printed and logged to MLflow per round."""
+    run_dir, out = fitted
+    assert "held-out answer_loglik: mean over 2 items no round trained or selected on" in out
+    assert "SEAL on held-out items after round 1 (passage_selfedit, answer_loglik)" in out
+    table = (run_dir / "heldout" / "table.txt").read_text()
+    assert "policy_selfedit_base" in table and "round 1" in table
+    heldout = {p.key for p in load_heldout_passages(DataConfig(heldout_limit=2))}
+    trained = set(json.loads((run_dir / "round_1" / "selfedits.json").read_text()))
+    assert heldout and not heldout & trained
+    (round_0,) = run_dir.glob("heldout/round_0-*/results.jsonl")
+    (round_1,) = run_dir.glob("heldout/round_1-*/results.jsonl")
+    conditions = [{json.loads(line)["condition"] for line in f.read_text().splitlines()} for f in (round_0, round_1)]
+    assert conditions == [
+        {"no_update", "passage", "passage_selfedit"},
+        {"policy_no_update", "policy_selfedit", "policy_selfedit_base"},
+    ]
+    client = MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
+    (parent,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("seal-lightning").experiment_id])
+        if r.info.run_name == "fit"
+    ]
+    history = client.get_metric_history(parent.info.run_id, "heldout.passage_selfedit.answer_loglik")
+    assert sorted(m.step for m in history) == [0, 1]
+    change = client.get_metric_history(parent.info.run_id, "heldout.passage_selfedit.answer_loglik.change_low")
+    assert [m.step for m in change] == [1]
 
 
 def test_mlflow_holds_nested_runs_with_metrics_and_artifacts(run_dir):
@@ -77,11 +130,20 @@ def test_merged_policy_loads_and_differs_from_base(run_dir, policy):
 
 def test_rerun_repeats_no_work(run_dir, capsys):
     scores = (run_dir / "round_1" / "scores.jsonl").read_text()
+    heldout = {path: path.read_text() for path in run_dir.glob("heldout/*/results.jsonl")}
     policy_mtime = (run_dir / "round_1" / "policy" / "model.safetensors").stat().st_mtime_ns
     assert main(["fit", f"run_dir={run_dir}", *TINY]) == 0
     assert "round 1: already finished, skipped" in capsys.readouterr().out
     assert (run_dir / "round_1" / "scores.jsonl").read_text() == scores
+    assert {path: path.read_text() for path in run_dir.glob("heldout/*/results.jsonl")} == heldout
     assert (run_dir / "round_1" / "policy" / "model.safetensors").stat().st_mtime_ns == policy_mtime
+
+
+def test_more_rounds_never_reuse_a_finished_rounds_passages(run_dir, capsys):
+    """Two passages split over two rounds would give round 2 a passage round 1 trained on: refused, one line."""
+    assert main(["fit", f"run_dir={run_dir}", *TINY, "outer.rounds=2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "round 2 would work on" in error and "which round 1 trained on" in error and "\n" not in error
 
 
 def test_interrupted_round_resumes_from_the_last_finished_score(run_dir, tmp_path, capsys):
@@ -109,14 +171,15 @@ def test_fit_with_vllm_sampling_and_batched_inner_loop(tmp_path, capsys):
     """The fast path end to end: one vLLM engine across two rounds (reloaded with round 1's policy)."""
     pytest.importorskip("vllm", reason="vLLM is not installed")
     run_dir = tmp_path / "fast"
-    argv = ["fit", f"run_dir={run_dir}", *TINY, "outer.rounds=2", "sampler=vllm", "inner.batched=true"]
+    argv = ["fit", f"run_dir={run_dir}", *TINY, "data.limit=4", "outer.rounds=2", "sampler=vllm", "inner.batched=true"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "round 2/2" in out
     for round_index in (1, 2):
         assert len((run_dir / f"round_{round_index}" / "scores.jsonl").read_text().splitlines()) == 4
     first, second = (json.loads((run_dir / f"round_{r}" / "selfedits.json").read_text()) for r in (1, 2))
-    assert first.keys() == second.keys() and first != second
+    # Each round on new passages: round 2 is never scored on what round 1's M-step trained on.
+    assert first and second and not first.keys() & second.keys()
 
 
 def test_fit_arc_round_on_builtin_tasks(tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 
 from seal_lightning.config import ModelConfig
 from seal_lightning.errors import SealError
-from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, resolve_dtype
+from seal_lightning.models import builtin_model_folder, chat_prompt, fingerprint, load_model, resolve_dtype
 
 
 def test_builtin_is_a_cached_safetensors_folder(policy):
@@ -46,3 +46,16 @@ def test_unreachable_hub_id_is_one_line_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("seal-lightning: error: cannot load model 'nobody/no-such-model'")
     assert result.stderr.count("\n") == 1
+
+
+def test_fingerprint_follows_the_weights_not_the_folder(tmp_path):
+    """Evaluation results are cached under it: a folder overwritten by a new fit must not reuse old results."""
+    folder = tmp_path / "policy"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"round one weights")
+    first = fingerprint(str(folder))
+    assert fingerprint(str(folder)) == first
+    (folder / "model.safetensors").write_bytes(b"round two weights")
+    assert fingerprint(str(folder)) != first
+    assert fingerprint("Qwen/Qwen2.5-7B") == "Qwen/Qwen2.5-7B"

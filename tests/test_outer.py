@@ -1,33 +1,30 @@
-from seal_lightning.outer import ScoredSelfEdit, select_best
+import math
+
+from seal_lightning.outer import format_round, summarize_round
+from seal_lightning.selection import ScoredSelfEdit
 
 
-def edit(item, sample, reward, baseline=0.0, error=None):
-    return ScoredSelfEdit(
-        item=item, sample=sample, completion=f"{item}{sample}", reward=reward, baseline=baseline, error=error
-    )
+class Item:
+    def __init__(self, key: str) -> None:
+        self.key = self.title = key
 
 
-def kept_ids(kept):
-    return [(k.item, k.sample) for k in kept]
+def test_rejected_selfedits_stay_out_of_the_round_means_and_are_counted():
+    """A rejected self-edit scores its baseline; counting it would pull the mean gain toward zero."""
+    scored = [
+        ScoredSelfEdit("a", 0, "x", reward=0.6, baseline=0.2),
+        ScoredSelfEdit("a", 1, "{", reward=0.2, baseline=0.2, error="not JSON"),
+        ScoredSelfEdit("b", 0, "y", reward=0.5, baseline=0.4, truncated=True),
+    ]
+    summary = summarize_round(1, [Item("a"), Item("b")], scored, scored[:1], documents_cut=3)
+    assert (summary.selfedits, summary.rejected, summary.truncated, summary.truncated_documents) == (3, 1, 1, 3)
+    assert math.isclose(summary.mean_reward, 0.55) and math.isclose(summary.mean_gain, 0.25)
+    assert math.isclose(summary.max_gain, 0.4) and summary.kept_fraction == 0.5
+    line = format_round(summary, 2)
+    assert "(1 rejected, 1 cut at sampler.max_new_tokens, 3 documents cut at inner.max_length)" in line
 
 
-def test_best_of_k_per_item_kept_even_when_gain_is_negative():
-    scored = [edit("a", 0, -2.0, -1.0), edit("a", 1, -1.5, -1.0), edit("b", 0, 0.3), edit("b", 1, 0.1)]
-    kept = select_best(scored, min_gain=None)
-    assert kept_ids(kept) == [("a", 1), ("b", 0)]
-    assert kept[0].gain == -0.5
-
-
-def test_min_gain_drops_items_whose_best_is_not_good_enough():
-    scored = [edit("a", 0, -2.0, -1.0), edit("a", 1, -1.5, -1.0), edit("b", 0, 0.3), edit("b", 1, 0.1)]
-    assert kept_ids(select_best(scored, min_gain=0.0)) == [("b", 0)]
-
-
-def test_solved_at_keeps_every_solving_selfedit_and_the_best_where_none_solves():
-    scored = [edit("a", 0, 1.0), edit("a", 1, 0.4), edit("a", 2, 1.0), edit("b", 0, 0.2), edit("b", 1, 0.7)]
-    assert kept_ids(select_best(scored, min_gain=None, solved_at=1.0)) == [("a", 0), ("a", 2), ("b", 1)]
-
-
-def test_rejected_selfedits_are_never_kept():
-    scored = [edit("a", 0, 0.5, 0.5, error="not JSON"), edit("a", 1, 0.1, 0.5), edit("b", 0, 0.0, error="x")]
-    assert kept_ids(select_best(scored, min_gain=None)) == [("a", 1)]
+def test_a_round_where_every_selfedit_was_rejected_has_no_mean():
+    scored = [ScoredSelfEdit("a", 0, "{", reward=0.2, baseline=0.2, error="not JSON")]
+    summary = summarize_round(1, [Item("a")], scored, [], documents_cut=0)
+    assert math.isnan(summary.mean_gain) and math.isnan(summary.max_reward) and summary.kept_fraction == 0

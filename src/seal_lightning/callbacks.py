@@ -1,7 +1,8 @@
 """Lifecycle hooks of the ReST-EM loop, the way Avalanche names its plugin hooks.
 
 A `ReSTEMCallback` is also a Lightning `Callback`: the M-step's Trainer receives the same callbacks,
-so one object can follow both the outer loop (these hooks) and the M-step's training (Lightning's).
+so one object can follow both the outer loop (these hooks) and the M-step's training (Lightning's),
+and add a penalty to each M-step loss (`mstep_loss`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import lightning as L
+import torch
 from transformers import PreTrainedModel
 
 if TYPE_CHECKING:
+    from seal_lightning.mstep import ReSTEMPolicyModule
     from seal_lightning.outer import ReSTEM
 
 
@@ -21,6 +24,13 @@ class ReSTEMCallback(L.Callback):
 
     def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
         """The round's policy is loaded (and saved at `policy_path`); self-edits are about to be sampled."""
+
+    def mstep_loss(self, module: ReSTEMPolicyModule, loss: torch.Tensor) -> torch.Tensor:
+        """The loss of one M-step training step (a regulariser adds its penalty)."""
+        return loss
+
+    def after_round(self, restem: ReSTEM, round_index: int, policy_path: str) -> None:
+        """Round `round_index` is finished (now, or in an earlier run) and its policy saved at `policy_path`."""
 
     def on_restem_end(self, restem: ReSTEM) -> None:
         """After the last round, or when the loop stops with an error."""

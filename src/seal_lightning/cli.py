@@ -4,6 +4,7 @@ self-edits under forgetting strategies) and `compare` (those strategies side by 
     python -m seal_lightning fit --config conf/demo.yaml outer.rounds=2 inner.lora.rank=16
     python -m seal_lightning fit domain=arc
     python -m seal_lightning evaluate domain=arc evaluate.policy=runs/arc/round_1/policy
+    python -m seal_lightning evaluate --compare runs/eval_base runs/eval_round2
     python -m seal_lightning continual --config conf/continual.yaml continual.strategy=naive,replay
     python -m seal_lightning compare --config conf/continual.yaml --experiment continual-builtin
 
@@ -20,20 +21,21 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from seal_lightning.config import SealConfig, load_config, to_flat_dict, to_yaml
+from seal_lightning.config import SealConfig
+from seal_lightning.configure import load_config, to_flat_dict, to_yaml
 from seal_lightning.errors import ConfigError, SealError
 from seal_lightning.store import RunStore
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
     from transformers import PreTrainedTokenizerBase
 
-    from seal_lightning.domains import Domain, Item
+    from seal_lightning.domains import Domain
     from seal_lightning.tracking import Tracker
 
 # Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
 RESUMABLE_CHANGES = (
     "run_dir", "outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size",
-    "continual.strategy", "continual.sequences",
+    "continual.strategy", "continual.sequences", "heldout.", "data.heldout",
 )  # fmt: skip
 
 
@@ -53,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--config", help="YAML file (see conf/); schema defaults when omitted")
         command.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         command.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. outer.rounds=2 model.name=PATH")
+        if name == "evaluate":
+            command.add_argument(
+                "--compare",
+                nargs=2,
+                metavar=("A", "B"),
+                help="print B - A per row and metric, paired by item with 95%% intervals (evaluation folders or "
+                "run directories), instead of evaluating",
+            )
         if name == "compare":
             command.add_argument("--experiment", help="MLflow experiment to read (default: tracking.experiment)")
             command.add_argument("--reference", help="a matrix JSON in the paper's layout to plot beside ours")
@@ -62,15 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # evaluate reads the built-in corpus's held-out split unless told otherwise.
-        defaults = ["data.builtin_split=test"] if args.command == "evaluate" else []
-        config = load_config(args.config, args.overrides, defaults=defaults, strategy_files=args.command == "continual")
+        config = load_config(args.config, args.overrides, strategy_files=args.command == "continual")
         if args.print_config:
             print(to_yaml(config), end="")
             return 0
         quiet_libraries()
         if args.command == "compare":
             return compare(config, args.experiment or config.tracking.experiment, args.reference)
+        if args.command == "evaluate" and args.compare:
+            return compare_evaluations(config, *args.compare)
         return {"fit": fit, "evaluate": evaluate, "continual": continual}[args.command](config)
     except SealError as exc:
         print(f"seal-lightning: error: {exc}", file=sys.stderr)
@@ -80,55 +90,127 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def open_run(
-    config: SealConfig, resumable: bool = True
-) -> tuple[Domain, list[Item], PreTrainedTokenizerBase, RunStore, Tracker]:
-    """What the model commands start from: the domain and its items, tokenizer, run directory and MLflow
-    tracker. With `resumable`, the run directory must hold this config's run or none."""
+def open_domain(config: SealConfig) -> tuple[Domain, PreTrainedTokenizerBase]:
     from seal_lightning.domains import build_domain
     from seal_lightning.models import load_tokenizer
-    from seal_lightning.tracking import Tracker
 
     tokenizer = load_tokenizer(config.model)
-    domain = build_domain(config, tokenizer)
-    items = list(domain.load())
+    return build_domain(config, tokenizer), tokenizer
+
+
+def open_run(config: SealConfig, resumable: bool = True) -> tuple[RunStore, Tracker]:
+    """The run directory and MLflow tracker, opened once the command's data has loaded (a bad file writes
+    nothing). With `resumable`, the run directory must hold this config's run or none."""
+    from seal_lightning.tracking import Tracker
+
     store = RunStore(config.run_dir)
     if resumable:
         check_resumable(store, config)
-    return domain, items, tokenizer, store, Tracker(config.tracking, store)
+    return store, Tracker(config.tracking, store)
 
 
 def fit(config: SealConfig) -> int:
+    from seal_lightning.anchor import AnswerAnchor
+    from seal_lightning.callbacks import ReSTEMCallback
+    from seal_lightning.data.rounds import check_heldout, round_items
+    from seal_lightning.heldout import HeldOutEvaluation
     from seal_lightning.outer import ReSTEM, format_table
 
-    domain, items, tokenizer, store, tracker = open_run(config)
-    print(f"seal-lightning fit: {len(items)} {domain.name} items, {config.outer.rounds} rounds, run dir {store.root}")
-    summaries = ReSTEM(config, domain, items, tokenizer, store, tracker).fit()
+    domain, tokenizer = open_domain(config)
+    rounds = round_items(domain, config.data, config.outer.rounds)
+    heldout = list(domain.load_heldout()) if config.heldout.enabled else []
+    check_heldout(heldout, {item.key for items in rounds for item in items}, "the rounds train on")
+    store, tracker = open_run(config)
+    evaluation = HeldOutEvaluation(config, domain, heldout, tokenizer, store, tracker) if heldout else None
+    callbacks: list[ReSTEMCallback] = [evaluation] if evaluation else []
+    if config.outer.anchor > 0:
+        callbacks.append(AnswerAnchor(config.outer.anchor, config.outer.batch_size, domain, tokenizer, config.seed))
+    sizes = ", ".join(str(len(items)) for items in rounds)
+    print(f"seal-lightning fit: {len(rounds)} rounds on {sizes} {domain.name} items, run dir {store.root}")
+    summaries = ReSTEM(config, domain, rounds, tokenizer, store, tracker, callbacks).fit()
+    print("training rounds (each on its own items; not evidence of generalisation):")
     print(format_table(summaries))
+    if evaluation:
+        print(evaluation.table())
     print(f"policy of the last round: {store.path(f'round_{config.outer.rounds}/policy')}")
     print(f"MLflow store: {tracker.uri}   (mlflow ui --backend-store-uri {tracker.uri})")
     return 0
 
 
 def evaluate(config: SealConfig) -> int:
-    from seal_lightning.evaluation import Evaluator, format_table
-    from seal_lightning.models import load_model
+    from seal_lightning.configure import to_flat_dict
+    from seal_lightning.data.rounds import check_heldout, trained_keys
+    from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id, external_selfedits
+    from seal_lightning.models import load_model, resolve_model_path
+    from seal_lightning.report import format_per_item, format_table, summarize
+    from seal_lightning.sampling import Sampler, build_sampler
 
-    domain, items, tokenizer, store, tracker = open_run(config, resumable=False)
-    model = load_model(config.model)
-    evaluator = Evaluator(config, domain, model, tokenizer, store, tracker)
-    print(
-        f"seal-lightning evaluate: {config.model.name} on {len(items)} {domain.name} items -> "
-        f"{store.path(evaluator.folder)}"
+    domain, tokenizer = open_domain(config)
+    items = list(domain.load_heldout())
+    policy = config.evaluate.policy
+    for name, key in ((config.model.name, "model.name"), (policy, "evaluate.policy")):
+        check_heldout(items, trained_keys(name), f"{key}={name} was trained or selected on")
+    available = domain.conditions()
+    conditions = {name: available[name] for name in config.evaluate.conditions}
+    if policy is None:
+        conditions = {name: c for name, c in conditions.items() if "policy" not in c.roles}
+        left_out = [name for name in config.evaluate.conditions if name not in conditions]
+        if left_out:
+            print(f"rows left out: {', '.join(left_out)} (set evaluate.policy to a trained policy folder)")
+    paths = {"model": resolve_model_path(config.model.name)} | ({"policy": policy} if policy else {})
+    folder = f"evaluate/{evaluation_id(to_flat_dict(config), EVALUATION_SECTIONS, list(paths.values()))}"
+    external = config.evaluate.external_selfedits
+    settings = EvaluationSettings(
+        metrics=list(config.evaluate.metrics),
+        seed=config.seed,
+        chunk=config.inner.max_adapters if config.inner.batched else 1,
+        cpt_passages=config.evaluate.cpt_passages,
+        external=external_selfedits(external) if "passage_external" in conditions and external else {},
+        external_path=external,
     )
-    left_out = [name for name in config.evaluate.conditions if name not in evaluator.conditions]
-    if left_out:
-        print(f"rows left out: {', '.join(left_out)} (set evaluate.policy to a trained policy folder)")
-    table = evaluator.run(items)
+    store, tracker = open_run(config, resumable=False)
+    samplers: list[Sampler] = []
+
+    def sampler_on(model, path: str) -> Sampler:
+        if not samplers:
+            samplers.append(build_sampler(config.sampler, model, tokenizer, path, config.seed))
+        samplers[0].update_policy(model, path)
+        return samplers[0]
+
+    roles = Roles(paths, lambda path: load_model(config.model, path), sampler_on)
+    cpt = f", continued pretraining on {config.evaluate.cpt_passages} at once" if config.evaluate.cpt_passages else ""
+    print(f"seal-lightning evaluate: {config.model.name} on {len(items)} held-out {domain.name} items{cpt} -> "
+          f"{store.path(folder)}")  # fmt: skip
+    with tracker.run(folder, "evaluate", to_flat_dict(config)):
+        try:
+            records = Evaluator(domain, tokenizer, config.reward, settings, store, folder).run(conditions, items, roles)
+        finally:
+            for sampler in samplers:
+                sampler.close()
+        metrics = config.evaluate.metrics
+        table = summarize(records, metrics)
+        text = format_table(table, metrics)
+        store.write_text(f"{folder}/table.txt", text + "\n")
+        store.write_text(f"{folder}/per_item.txt", format_per_item(records, metrics) + "\n")
+        tracker.log_metrics({f"{row}/{m}": mean for row, values in table.items() for m, (mean, _) in values.items()})
+        for name in ("table.txt", "per_item.txt", "results.jsonl"):
+            tracker.log_artifact(store.path(f"{folder}/{name}"))
     if len(items) <= 20:
-        print(store.path(f"{evaluator.folder}/per_item.txt").read_text(), end="")
-    print(format_table(table, config.evaluate.metrics))
+        print(store.path(f"{folder}/per_item.txt").read_text(), end="")
+    print(text)
     print(f"MLflow store: {tracker.uri}")
+    return 0
+
+
+# The settings that shape an evaluation's results (with the models' fingerprints).
+EVALUATION_SECTIONS = ("domain", "data", "inner", "reward", "evaluate", "sampler", "seed", "arc")
+
+
+def compare_evaluations(config: SealConfig, first: str, second: str) -> int:
+    from seal_lightning.report import compare_results, load_results
+
+    print(f"A: {first}\nB: {second}")
+    print(compare_results(load_results(first), load_results(second), config.heldout.resamples))
     return 0
 
 
@@ -137,7 +219,9 @@ def continual(config: SealConfig) -> int:
 
     if config.domain != "knowledge":
         raise ConfigError(f"continual streams passages: it needs domain=knowledge, not domain={config.domain}")
-    domain, passages, tokenizer, store, tracker = open_run(config)
+    domain, tokenizer = open_domain(config)
+    passages = list(domain.load())
+    store, tracker = open_run(config)
     experiment = ContinualExperiment(config, domain, passages, tokenizer, store, tracker)
     print(
         f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "

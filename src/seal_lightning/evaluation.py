@@ -1,47 +1,40 @@
-"""The paper's tables: each row (condition) updates the model in its own way, then scores it.
+"""Scoring items under the rows of a domain's table: each row (condition) updates a model its own way, then
+asks the item's questions.
 
 Knowledge incorporation (accuracy without the passage in context after an update):
 - no_update: the model as it is;
 - passage: an inner-loop update on the passage alone;
-- passage_selfedit: the passage plus a self-edit sampled from the model being evaluated;
-- passage_external: the passage plus the first self-edit given for it in `evaluate.external_selfedits`.
-ARC (is the test output right after test-time training):
-- icl: in-context learning, no update;
-- ttt_standard: test-time training with the fixed configuration `arc.standard`;
-- ttt_selfedit: test-time training as the evaluated model's own self-edit says (no RL);
-- seal: the same with the trained policy `evaluate.policy`, sampling and adapted;
-- oracle: the best of the configurations in `arc.oracle`, per task and metric.
-Every row is scored with every metric in `evaluate.metrics`. Per-item results are appended as they
-finish, so an interrupted evaluation resumes.
+- passage_selfedit: the passage plus a self-edit the evaluated model writes;
+- passage_external: the passage plus the first self-edit given for it in `evaluate.external_selfedits`;
+- policy_no_update, policy_selfedit: the same for a trained policy (`evaluate.policy`);
+- policy_selfedit_base: the trained policy writes, the evaluated model learns and answers.
+ARC (is the test output right after test-time training): icl, ttt_standard, ttt_selfedit, seal (the
+trained policy's self-edit), policy_icl, policy_selfedit_base, and oracle (the best of `arc.oracle`).
+
+Self-edits are sampled once per writer and item and kept, so the rows that share a writer score the
+same self-edits. Per-item results are appended as they finish, so an interrupted evaluation resumes.
+With `cpt_passages` (continued pretraining) one update absorbs that many items at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
-from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seal_lightning.config import SealConfig, to_flat_dict
+from seal_lightning.config import RewardConfig
 from seal_lightning.data.knowledge import Passage, load_knowledge_file
-from seal_lightning.domains import Condition, Domain, Item
+from seal_lightning.domains import Condition, Domain, Item, SelfEditUpdate
 from seal_lightning.errors import DataError
-from seal_lightning.inner import adapted
-from seal_lightning.models import load_model, resolve_model_path
-from seal_lightning.rewards import score_questions
-from seal_lightning.sampling import Sampler, build_sampler
+from seal_lightning.inner import Job, Scores, SelfEditScorer
+from seal_lightning.models import fingerprint
+from seal_lightning.sampling import Completion, Sampler
 from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
-
-
-def evaluation_id(config: SealConfig) -> str:
-    """Results of different models, data or settings go to different folders of the run directory."""
-    sections = ("domain", "model", "data", "inner", "reward", "evaluate", "sampler", "seed", "arc")
-    relevant = {k: v for k, v in to_flat_dict(config).items() if k.split(".")[0] in sections}
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def external_selfedits(path: str) -> dict[str, str]:
@@ -57,156 +50,160 @@ def external_selfedits(path: str) -> dict[str, str]:
     return found
 
 
-class Evaluator:
+class Roles:
+    """The models a table's rows adapt, by role ("model", "policy"), loaded on first use from `paths`, and
+    one sampler switched to whichever role writes (`sampler_on(model, path)`: a vLLM engine then loads the
+    role's weights in place instead of a second engine starting)."""
+
     def __init__(
         self,
-        config: SealConfig,
-        domain: Domain,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        store: RunStore,
-        tracker: Tracker,
+        paths: dict[str, str],
+        load: Callable[[str], PreTrainedModel],
+        sampler_on: Callable[[PreTrainedModel, str], Sampler],
     ) -> None:
-        self.config = config
+        self.paths = paths
+        self.load = load
+        self.sampler_on = sampler_on
+        self.models: dict[str, PreTrainedModel] = {}
+
+    def model(self, role: str) -> PreTrainedModel:
+        if role not in self.models:
+            self.models[role] = self.load(self.paths[role])
+        return self.models[role]
+
+    def sampler(self, role: str) -> Sampler:
+        return self.sampler_on(self.model(role), self.paths[role])
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    metrics: list[str]
+    seed: int
+    # Self-edits a writer samples per item; a sampled row's score is their mean.
+    selfedits: int = 1
+    # Inner loops trained together (inner.max_adapters with inner.batched; else 1).
+    chunk: int = 1
+    cpt_passages: int | None = None
+    external: dict[str, str] = dataclasses.field(default_factory=dict)
+    external_path: str | None = None
+
+
+def evaluation_id(flat_config: dict[str, object], sections: Sequence[str], models: Sequence[str]) -> str:
+    """Results of other models, data or settings go to other folders: a hash of the config `sections`
+    that shape the results and the content fingerprints of the `models` involved."""
+    relevant = {k: v for k, v in flat_config.items() if k.split(".")[0] in sections and k != "model.name"}
+    relevant["fingerprints"] = [fingerprint(name) for name in models]
+    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+class Evaluator:
+    """Scores every (row, item) not yet in `folder/results.jsonl` and returns all records of these items."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        tokenizer: PreTrainedTokenizerBase,
+        reward: RewardConfig,
+        settings: EvaluationSettings,
+        store: RunStore,
+        folder: str,
+    ) -> None:
         self.domain = domain
-        self.model = model
         self.tokenizer = tokenizer
+        self.reward = reward
+        self.settings = settings
         self.store = store
-        self.tracker = tracker
-        self.folder = f"evaluate/{evaluation_id(config)}"
-        available = domain.conditions()
-        self.conditions = {name: available[name] for name in config.evaluate.conditions}
-        if config.evaluate.policy is None:
-            self.conditions = {name: c for name, c in self.conditions.items() if not c.policy}
-        path = config.evaluate.external_selfedits
-        self.external = external_selfedits(path) if "passage_external" in config.evaluate.conditions else {}
-        self.policy: PreTrainedModel | None = None
-        self.samplers: dict[bool, Sampler] = {}
+        self.folder = folder
 
-    def model_for(self, condition: Condition) -> PreTrainedModel:
-        if not condition.policy:
-            return self.model
-        if self.policy is None:
-            self.policy = load_model(self.config.model, self.config.evaluate.policy)
-        return self.policy
+    def run(self, conditions: dict[str, Condition], items: Sequence[Item], roles: Roles) -> list[dict]:
+        results_name = f"{self.folder}/results.jsonl"
+        done = {(r["condition"], r["item"]): r for r in self.store.read_jsonl(results_name)}
+        todo = {name: [item for item in items if (name, item.key) not in done] for name in conditions}
+        writers = {c.writer for name, c in conditions.items() if c.source == "sampled" and todo[name]}
+        sampled = {writer: self.sampled(writer, roles, items) for writer in sorted(writers)}
+        total = len(conditions) * len(items)
+        with tqdm(total=total, initial=total - sum(map(len, todo.values())), desc="evaluate") as bar:
+            for name, condition in conditions.items():
+                scorer = SelfEditScorer(roles.model(condition.adapted), self.tokenizer, self.domain, self.reward)
+                for group in self.groups(condition, todo[name]):
+                    selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
+                    for item, scores in zip(group, self.score(scorer, condition, group, selfedits), strict=True):
+                        record = {"condition": name, "item": item.key, "title": item.title, **scores}
+                        record["selfedits"] = selfedits[item.key]
+                        self.store.append_jsonl(results_name, record)
+                        done[(name, item.key)] = record
+                        bar.update()
+        return [done[key] for key in self.keys(conditions, items)]
 
-    def sample(self, condition: Condition, item: Item) -> str:
-        """One self-edit written by the model the condition adapts (samplers start on first use)."""
-        if condition.policy not in self.samplers:
-            path = self.config.evaluate.policy if condition.policy else resolve_model_path(self.config.model.name)
-            model = self.model_for(condition)
-            self.samplers[condition.policy] = build_sampler(
-                self.config.sampler, model, self.tokenizer, path, self.config.seed
-            )
-        prompt = self.domain.selfedit_prompt(item)
-        return self.samplers[condition.policy].sample([prompt], 1, seed=self.config.seed)[0][0]
+    @staticmethod
+    def keys(conditions: dict[str, Condition], items: Sequence[Item]) -> list[tuple[str, str]]:
+        return [(name, item.key) for name in conditions for item in items]
 
-    def selfedits(self, condition: Condition, item: Item) -> list[str]:
-        """The self-edits a condition applies to an item (none: score the model as it is)."""
+    def groups(self, condition: Condition, items: list[Item]) -> list[list[Item]]:
+        """Items scored (and appended) together: a continued-pretraining group, or as many as fill one
+        stack of inner loops."""
+        if self.settings.cpt_passages is not None:
+            size = self.settings.cpt_passages
+        else:
+            loops = len(condition.selfedits) if condition.source == "fixed" else self.settings.selfedits
+            size = max(1, self.settings.chunk // max(loops, 1))
+        return [items[start : start + size] for start in range(0, len(items), size)]
+
+    def selfedits(self, condition: Condition, item: Item, sampled: dict[str, dict[str, list[Completion]]]) -> list[str]:
+        """The self-edits a row applies to an item (none: score the model as it is)."""
         if condition.source == "fixed":
             return list(condition.selfedits)
         if condition.source == "sampled":
-            return [self.sample(condition, item)]
+            return [c.text for c in sampled[condition.writer][item.key]]
         if condition.source == "external":
-            if item.key not in self.external:
-                raise DataError(f"{self.config.evaluate.external_selfedits}: no self-edit for {item.title!r}")
-            return [self.external[item.key]]
+            if item.key not in self.settings.external:
+                raise DataError(f"{self.settings.external_path}: no self-edit for {item.title!r}")
+            return [self.settings.external[item.key]]
         return []
 
-    def score(self, condition: Condition, item: Item) -> dict:
-        """The row's metrics on the item; with several self-edits (the oracle), the best per metric."""
-        metrics = self.config.evaluate.metrics
-        model = self.model_for(condition)
-        questions = self.domain.questions(item)
-        selfedits = self.selfedits(condition, item)
-        if not selfedits:
-            return score_questions(model, self.tokenizer, questions, metrics, self.config.reward)
-        results = []
-        for completion in selfedits:
-            update = self.domain.update(item, completion)
-            if update.error is not None:
-                scores = score_questions(model, self.tokenizer, questions, metrics, self.config.reward)
-            else:
-                with adapted(model, self.tokenizer, update, self.config.seed) as adapted_model:
-                    scores = score_questions(adapted_model, self.tokenizer, questions, metrics, self.config.reward)
-            results.append(scores | {"selfedit": completion, "error": update.error})
-        if len(results) == 1:
-            return results[0]
-        return {metric: max(r[metric] for r in results) for metric in metrics}
+    def sampled(self, writer: str, roles: Roles, items: Sequence[Item]) -> dict[str, list[Completion]]:
+        """The writer's self-edits for every item, sampled in one call and kept (a resume samples what is missing)."""
+        name = f"{self.folder}/selfedits_{writer}.json"
+        saved = self.store.read_json(name) or {}
+        missing = [item for item in items if item.key not in saved]
+        if missing:
+            prompts = [self.domain.selfedit_prompt(item) for item in missing]
+            completions = roles.sampler(writer).sample(prompts, self.settings.selfedits, seed=self.settings.seed)
+            saved |= {i.key: [dataclasses.asdict(c) for c in cs] for i, cs in zip(missing, completions, strict=True)}
+            self.store.write_json(name, saved)
+        return {key: [Completion(**c) for c in cs] for key, cs in saved.items()}
 
-    def run(self, items: list[Item]) -> dict[str, dict[str, tuple[float, float]]]:
-        """Scores every (condition, item) not yet done; returns condition -> metric -> (mean, stderr)."""
-        results_name = f"{self.folder}/results.jsonl"
-        done = {(r["condition"], r["item"]): r for r in self.store.read_jsonl(results_name)}
-        todo = [(name, item) for name in self.conditions for item in items if (name, item.key) not in done]
-        with self.tracker.run(self.folder, "evaluate", to_flat_dict(self.config)):
-            total = len(self.conditions) * len(items)
-            try:
-                for name, item in tqdm(todo, total=total, initial=total - len(todo), desc="evaluate"):
-                    record = {"condition": name, "item": item.key, "title": item.title}
-                    record |= self.score(self.conditions[name], item)
-                    self.store.append_jsonl(results_name, record)
-                    done[(name, item.key)] = record
-            finally:
-                for sampler in self.samplers.values():
-                    sampler.close()
-                self.samplers = {}
-            keys = {item.key for item in items}
-            records = [r for (name, key), r in done.items() if key in keys and name in self.conditions]
-            table = summarize(records, self.config.evaluate.metrics)
-            text = format_table(table, self.config.evaluate.metrics)
-            self.store.write_text(f"{self.folder}/table.txt", text + "\n")
-            self.store.write_text(
-                f"{self.folder}/per_item.txt", format_per_item(records, self.config.evaluate.metrics) + "\n"
-            )
-            self.tracker.log_metrics(
-                {f"{condition}/{metric}": mean for condition, row in table.items() for metric, (mean, _) in row.items()}
-            )
-            self.tracker.log_artifact(self.store.path(f"{self.folder}/table.txt"))
-            self.tracker.log_artifact(self.store.path(f"{self.folder}/per_item.txt"))
-            self.tracker.log_artifact(self.store.path(results_name))
-        return table
+    def score(
+        self, scorer: SelfEditScorer, condition: Condition, items: list[Item], selfedits: dict[str, list[str]]
+    ) -> list[Scores]:
+        metrics = self.settings.metrics
+        if condition.source == "none":
+            return [scorer.unadapted(self.domain.questions(item), metrics) for item in items]
+        seed = self.settings.seed
+        if self.settings.cpt_passages is not None:
+            # Continued pretraining: one update on every item's documents, then each item's questions.
+            update = combined([self.domain.update(item, selfedits[item.key][0]) for item in items])
+            (scores,) = scorer.measure([Job(update, seed, tuple(self.domain.questions(i) for i in items))], metrics)
+            return scores
+        jobs = [
+            Job(self.domain.update(item, text), seed, (self.domain.questions(item),))
+            for item in items
+            for text in selfedits[item.key]
+        ]
+        measured = iter(scorer.measure(jobs, metrics))
+        per_item = [[next(measured)[0] for _ in selfedits[item.key]] for item in items]
+        # Several fixed self-edits make an oracle (the best per metric); sampled ones average.
+        pick = max if condition.source == "fixed" else _mean
+        return [{metric: pick([s[metric] for s in scores]) for metric in metrics} for scores in per_item]
 
 
-def summarize(records: list[dict], metrics: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Mean and standard error over passages, per condition and metric, in the order conditions appear."""
-    by_condition: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        for metric in metrics:
-            by_condition[record["condition"]][metric].append(record[metric])
-    return {
-        condition: {metric: mean_stderr(values) for metric, values in row.items()}
-        for condition, row in by_condition.items()
-    }
+def combined(updates: list[SelfEditUpdate]) -> SelfEditUpdate:
+    """One update on the examples of several (continued pretraining); rejected ones add nothing."""
+    trained = [u for u in updates if u.error is None]
+    if not trained:
+        return updates[0]
+    return dataclasses.replace(trained[0], examples=tuple(e for u in trained for e in u.examples))
 
 
-def mean_stderr(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(variance / len(values))
-
-
-def format_table(table: dict[str, dict[str, tuple[float, float]]], metrics: list[str]) -> str:
-    header = f"{'condition':<18}" + "".join(f"{metric:>22}" for metric in metrics)
-    rows = [
-        f"{condition:<18}" + "".join(f"{f'{row[m][0]:.3f} ± {row[m][1]:.3f}':>22}" for m in metrics)
-        for condition, row in table.items()
-    ]
-    return "\n".join([header, *rows])
-
-
-def format_per_item(records: list[dict], metrics: list[str]) -> str:
-    """One line per item, one column per condition, under the first metric."""
-    metric = metrics[0]
-    conditions = list(dict.fromkeys(r["condition"] for r in records))
-    titles = list(dict.fromkeys(r["title"] for r in records))
-    value = {(r["title"], r["condition"]): r[metric] for r in records}
-    header = f"{metric + ' per item':<24}" + "".join(f"{c:>14}" for c in conditions)
-    rows = [
-        f"{title[:24]:<24}"
-        + "".join(f"{value[(title, c)]:>14.3f}" if (title, c) in value else f"{'':>14}" for c in conditions)
-        for title in titles
-    ]
-    return "\n".join([header, *rows])
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)

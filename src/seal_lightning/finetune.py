@@ -33,15 +33,29 @@ def peft_lora_config(config: LoRAConfig) -> LoraConfig:
 
 
 def tokenize_example(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_length: int, prompt_loss: bool = False
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    completion: str,
+    max_length: int,
+    prompt_loss: bool = False,
+    eos: bool = True,
 ) -> dict[str, list[int]]:
-    """Tokens of prompt + completion + EOS; labels cover the completion and EOS (and the prompt with `prompt_loss`)."""
+    """Tokens of prompt + completion + EOS, cut at `max_length`; labels cover the completion and EOS (and
+    the prompt with `prompt_loss`). A completion known to be cut short gets no EOS (`eos=False`): learning
+    one would teach the model to stop there."""
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + (
+        [tokenizer.eos_token_id] if eos else []
+    )
     input_ids = (prompt_ids + completion_ids)[:max_length]
     prompt_labels = prompt_ids if prompt_loss else [IGNORE_INDEX] * len(prompt_ids)
     labels = (prompt_labels + completion_ids)[:max_length]
     return {"input_ids": input_ids, "labels": labels}
+
+
+def example_length(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> int:
+    """Tokens of prompt + completion + EOS, as `tokenize_example` builds them before it cuts."""
+    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (prompt, completion)) + 1
 
 
 def pad_batch(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -6,6 +6,7 @@ hub is needed. It is dequantized once into a normal safetensors folder under the
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -81,6 +82,21 @@ def builtin_model_folder() -> Path:
         shutil.rmtree(folder)
     staging.rename(folder)
     return folder
+
+
+def fingerprint(name: str) -> str:
+    """A content fingerprint of a model (`model.name` or a folder): the hash of its weight files, so results
+    cached under it are never reused for other weights, even when a new run overwrites the same folder
+    (about a second per GB). A hub id is its own name."""
+    folder = Path(resolve_model_path(name))
+    if not folder.is_dir():
+        return name
+    digest = hashlib.sha1()
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(weights.name.encode())
+        with weights.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha1").digest())
+    return digest.hexdigest()[:16]
 
 
 def load_tokenizer(config: ModelConfig, name: str | None = None) -> PreTrainedTokenizerBase:

@@ -1,9 +1,10 @@
 """The outer loop: ReST-EM rounds over the policy that writes self-edits.
 
-E-step: sample k self-edits per item (a passage, an ARC task), score each with the inner loop (mean
-over seeds), keep the best of k per item. M-step: `ReSTEMPolicyModule` fine-tunes the policy on the kept
-(prompt, self-edit) pairs with a LoRA adapter, which is merged; the next round starts from there.
-Every finished step is in the run directory, so a rerun of the same command redoes nothing.
+Each round works on its own items (passages, ARC tasks; see `data/rounds.py`). E-step: sample k
+self-edits per item, score each with the inner loop (mean over seeds), keep the best of k per item.
+M-step: fine-tune the policy on the kept (prompt, self-edit) pairs with a LoRA adapter, merged; the
+next round starts from there. Every finished step is in the run directory, so a rerun of the same
+command redoes nothing.
 """
 
 from __future__ import annotations
@@ -16,114 +17,55 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import lightning as L
-from lightning.pytorch.loggers import Logger
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
-from seal_lightning.config import OuterConfig, SealConfig, to_flat_dict
+from seal_lightning.config import SealConfig
+from seal_lightning.configure import to_flat_dict
 from seal_lightning.domains import Domain, Item
-from seal_lightning.finetune import LoRAFineTuneModule, tokenize_example
-from seal_lightning.inner import SelfEditScorer
+from seal_lightning.errors import ConfigError
+from seal_lightning.inner import SelfEditScorer, truncated_examples
 from seal_lightning.models import load_model, resolve_model_path
-from seal_lightning.sampling import Sampler
+from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair, cut_pairs
+from seal_lightning.sampling import Completion, Sampler
 from seal_lightning.sampling.callback import build_sampling_callback
+from seal_lightning.selection import ScoredSelfEdit, select_best
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
 
-class ReSTEMPolicyModule(LoRAFineTuneModule):
-    """M-step: SFT on (prompt, kept self-edit), loss on the completion only (SEAL: rank 64, all projections)."""
-
-    def __init__(self, policy: PreTrainedModel, config: OuterConfig) -> None:
-        super().__init__(policy, config.lora, config.lr)
-        self.config = config
-
-    def learn(
-        self,
-        pairs: list[tuple[str, str]],
-        tokenizer: PreTrainedTokenizerBase,
-        seed: int,
-        logger: Logger | bool = False,
-        callbacks: list[L.Callback] | None = None,
-    ) -> float:
-        """Train on the pairs; returns the mean loss of the last epoch."""
-        examples = [tokenize_example(tokenizer, p, c, self.config.max_length) for p, c in pairs]
-        self.fit(
-            examples,
-            tokenizer,
-            epochs=self.config.epochs,
-            batch_size=self.config.batch_size,
-            seed=seed,
-            logger=logger,
-            callbacks=callbacks,
-        )
-        steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
-        last_epoch = self.losses[-steps_per_epoch:]
-        return sum(last_epoch) / len(last_epoch)
-
-    def merged(self) -> PreTrainedModel:
-        return self.model.merge_and_unload()
-
-
-@dataclass(frozen=True)
-class ScoredSelfEdit:
-    item: str
-    sample: int
-    completion: str
-    reward: float
-    baseline: float
-    # Why the domain rejected the self-edit (it then scores the baseline and is never kept), and what
-    # it clamped or dropped.
-    error: str | None = None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def gain(self) -> float:
-        return self.reward - self.baseline
-
-
-def select_best(
-    scored: list[ScoredSelfEdit], min_gain: float | None, solved_at: float | None = None
-) -> list[ScoredSelfEdit]:
-    """The self-edits the M-step learns from, per item: every one whose reward reaches `solved_at`,
-    else the best one; with `min_gain`, only those whose gain reaches it. Rejected ones never."""
-    by_item: dict[str, list[ScoredSelfEdit]] = defaultdict(list)
-    for edit in scored:
-        if edit.error is None:
-            by_item[edit.item].append(edit)
-    kept = []
-    for edits in by_item.values():
-        solved = [e for e in edits if solved_at is not None and e.reward >= solved_at]
-        kept.extend(solved or [max(edits, key=lambda e: e.reward)])
-    return [edit for edit in kept if min_gain is None or edit.gain >= min_gain]
-
-
 @dataclass
 class RoundSummary:
+    """What a round did. Rewards and gains are means over the self-edits that were not rejected."""
+
     round: int
     items: int
     selfedits: int
     rejected: int
+    # Self-edits the sampler cut at sampler.max_new_tokens; training documents inner.max_length cut.
+    truncated: int
+    truncated_documents: int
     baseline: float
     mean_reward: float
     max_reward: float
     mean_gain: float
     max_gain: float
     kept_fraction: float
+    # M-step pairs outer.max_length cut.
+    mstep_truncated: int
     mstep_loss: float
     wall_time_s: float
 
 
 class ReSTEM:
-    """Runs `config.outer.rounds` ReST-EM rounds on a domain's `items`, recording everything in `store`."""
+    """Runs `len(rounds)` ReST-EM rounds, round r on `rounds[r-1]`, recording everything in `store`."""
 
     def __init__(
         self,
         config: SealConfig,
         domain: Domain,
-        items: list[Item],
+        rounds: list[list[Item]],
         tokenizer: PreTrainedTokenizerBase,
         store: RunStore,
         tracker: Tracker,
@@ -131,7 +73,7 @@ class ReSTEM:
     ) -> None:
         self.config = config
         self.domain = domain
-        self.items = items
+        self.rounds = rounds
         self.tokenizer = tokenizer
         self.store = store
         self.tracker = tracker
@@ -150,13 +92,15 @@ class ReSTEM:
             for callback in self.callbacks:
                 callback.on_restem_start(self)
             try:
-                for round_index in range(1, self.config.outer.rounds + 1):
+                for round_index in range(1, len(self.rounds) + 1):
                     summary = self.store.read_json(f"round_{round_index}/summary.json")
                     if summary is None:
                         summary = asdict(self.run_round(round_index))
                     else:
                         print(f"round {round_index}: already finished, skipped")
                     summaries.append(RoundSummary(**summary))
+                    for callback in self.callbacks:
+                        callback.after_round(self, round_index, self.policy_path(round_index))
             finally:
                 for callback in self.callbacks:
                     callback.on_restem_end(self)
@@ -164,60 +108,73 @@ class ReSTEM:
 
     def run_round(self, round_index: int) -> RoundSummary:
         started = time.monotonic()
+        items = self.rounds[round_index - 1]
+        prefix = f"round_{round_index}"
+        self.check_items(round_index, items)
         policy_path = self.policy_path(round_index - 1)
         policy = load_model(self.config.model, policy_path)
-        prefix = f"round_{round_index}"
         with self.tracker.run(prefix, prefix) as run_id:
             for callback in self.callbacks:
                 callback.before_e_step(self, round_index, policy, policy_path)
             assert self.sampling.sampler is not None
-            selfedits = self.sample_selfedits(prefix, self.sampling.sampler, round_index)
-            scored = self.score_selfedits(prefix, policy, selfedits)
+            selfedits = self.sample_selfedits(prefix, items, self.sampling.sampler, round_index)
+            scored = self.score_selfedits(prefix, items, policy, selfedits)
             kept = select_best(scored, self.config.outer.min_gain, self.config.outer.solved_at)
-            by_key = {item.key: item for item in self.items}
-            pairs = [(self.domain.selfedit_prompt(by_key[k.item]), k.completion) for k in kept]
+            by_key = {item.key: item for item in items}
+            pairs = [SFTPair(self.domain.selfedit_prompt(by_key[k.item]), k.completion, k.truncated) for k in kept]
             self.store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
             self.store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
             mstep_loss = self.m_step(prefix, policy, pairs, round_index, run_id)
-            summary = RoundSummary(
-                round=round_index,
-                items=len(self.items),
-                selfedits=len(scored),
-                rejected=sum(s.error is not None for s in scored),
-                baseline=_mean([s.baseline for s in scored]),
-                mean_reward=_mean([s.reward for s in scored]),
-                max_reward=max(s.reward for s in scored),
-                mean_gain=_mean([s.gain for s in scored]),
-                max_gain=max(s.gain for s in scored),
-                kept_fraction=len({k.item for k in kept}) / len(self.items),
-                mstep_loss=mstep_loss,
-                wall_time_s=time.monotonic() - started,
-            )
+            summary = summarize_round(round_index, items, scored, kept, self.documents_cut(items, selfedits))
+            summary.mstep_truncated = cut_pairs(pairs, self.tokenizer, self.config.outer.max_length)
+            summary.mstep_loss = mstep_loss
+            summary.wall_time_s = time.monotonic() - started
             self.tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
             for name in ("selfedits_scored.jsonl", "kept.json"):
                 self.tracker.log_artifact(self.store.path(f"{prefix}/{name}"), prefix)
             self.tracker.log_artifact(self.store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
             self.tracker.log_artifact(self.policy_path(round_index), f"{prefix}/policy")
             self.store.write_json(f"{prefix}/summary.json", asdict(summary))
-        print(format_round(summary, self.config.outer.rounds))
+        print(format_round(summary, len(self.rounds)))
         return summary
 
-    def sample_selfedits(self, prefix: str, sampler: Sampler, round_index: int) -> dict[str, list[str]]:
+    def check_items(self, round_index: int, items: list[Item]) -> None:
+        """A round works on the items it started with, and (unless data.reuse_items) on none an earlier round saw."""
+        saved = self.store.read_json(f"round_{round_index}/selfedits.json")
+        if saved is not None and set(saved) != {item.key for item in items}:
+            raise ConfigError(
+                f"run_dir {self.store.root} started round {round_index} on other items than the data gives it "
+                "now (did outer.rounds grow with data.per_round unset?); set data.per_round or use another run_dir"
+            )
+        if self.config.data.reuse_items:
+            return
+        for earlier in range(1, round_index):
+            seen = set(self.store.read_json(f"round_{earlier}/selfedits.json") or {})
+            repeated = [item.title for item in items if item.key in seen]
+            if repeated:
+                raise ConfigError(
+                    f"round {round_index} would work on {repeated[0]!r}, which round {earlier} trained on; "
+                    "each round needs new items (data.per_round, data.rounds)"
+                )
+
+    def sample_selfedits(
+        self, prefix: str, items: list[Item], sampler: Sampler, round_index: int
+    ) -> dict[str, list[Completion]]:
         """k self-edits per item, sampled once per round and kept, so a resumed round scores the same ones."""
         name = f"{prefix}/selfedits.json"
-        selfedits = self.store.read_json(name)
-        if selfedits is None:
+        saved = self.store.read_json(name)
+        if saved is None:
             k = self.config.sampler.k
-            print(f"{prefix}: sampling {k} self-edits for each of {len(self.items)} {self.domain.name} items")
-            prompts = [self.domain.selfedit_prompt(item) for item in self.items]
+            print(f"{prefix}: sampling {k} self-edits for each of {len(items)} {self.domain.name} items")
+            prompts = [self.domain.selfedit_prompt(item) for item in items]
             completions = sampler.sample(prompts, k, seed=self.config.seed + round_index)
-            selfedits = {item.key: c for item, c in zip(self.items, completions, strict=True)}
-            self.store.write_json(name, selfedits)
-        return selfedits
+            saved = {item.key: [asdict(c) for c in texts] for item, texts in zip(items, completions, strict=True)}
+            self.store.write_json(name, saved)
+        return {key: [Completion(**c) for c in texts] for key, texts in saved.items()}
 
     def score_selfedits(
-        self, prefix: str, policy: PreTrainedModel, selfedits: dict[str, list[str]]
+        self, prefix: str, items: list[Item], policy: PreTrainedModel, selfedits: dict[str, list[Completion]]
     ) -> list[ScoredSelfEdit]:
         """Every (item, self-edit, seed) inner loop, each appended to the store when it finishes."""
         baselines = {r["item"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
@@ -229,14 +186,14 @@ class ReSTEM:
             (r["item"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
         }
         updates = {
-            (item.key, sample): self.domain.update(item, completion)
-            for item in self.items
+            (item.key, sample): self.domain.update(item, completion.text)
+            for item in items
             for sample, completion in enumerate(selfedits[item.key])
         }
         seeds = [self.config.seed + s for s in range(self.config.inner.seeds)]
         todo = [
             (item, sample, seed)
-            for item in self.items
+            for item in items
             for sample in range(len(selfedits[item.key]))
             for seed in seeds
             if (item.key, sample, seed) not in done
@@ -261,31 +218,40 @@ class ReSTEM:
         per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
         for (item_key, sample, _seed), value in done.items():
             per_selfedit[(item_key, sample)].append(value)
-        by_key = {item.key: item for item in self.items}
+        by_key = {item.key: item for item in items}
         return [
             ScoredSelfEdit(
                 item=key,
                 sample=sample,
-                completion=selfedits[key][sample],
+                completion=selfedits[key][sample].text,
                 reward=_mean(per_selfedit[(key, sample)]),
                 baseline=scorer.baseline(by_key[key]),
                 error=update.error,
                 notes=update.notes,
+                truncated=selfedits[key][sample].truncated,
             )
             for (key, sample), update in updates.items()
         ]
+
+    def documents_cut(self, items: list[Item], selfedits: dict[str, list[Completion]]) -> int:
+        """Training documents of the round's self-edits that inner.max_length cuts."""
+        return sum(
+            truncated_examples(self.domain.update(item, completion.text), self.tokenizer)
+            for item in items
+            for completion in selfedits[item.key]
+        )
 
     def m_step(
         self,
         prefix: str,
         policy: PreTrainedModel,
-        pairs: list[tuple[str, str]],
+        pairs: list[SFTPair],
         round_index: int,
         run_id: str,
     ) -> float:
         """SFT on the kept pairs, save the adapter, merge, save the merged policy. No pairs: policy unchanged."""
         if not pairs:
-            print(f"{prefix}: no self-edit reached outer.min_gain; the policy carries over unchanged")
+            print(f"{prefix}: no self-edit was kept; the policy carries over unchanged")
             self.store.write_dir(f"{prefix}/adapter", lambda folder: None)
             self.store.write_dir(f"{prefix}/policy", self.save_policy(policy))
             return float("nan")
@@ -308,17 +274,45 @@ class ReSTEM:
         return write
 
 
+def summarize_round(
+    round_index: int, items: list[Item], scored: list[ScoredSelfEdit], kept: list[ScoredSelfEdit], documents_cut: int
+) -> RoundSummary:
+    """The round's figures; rewards and gains over the self-edits that trained (rejected ones score the
+    baseline and would pull the means toward it)."""
+    trained = [s for s in scored if s.error is None]
+    return RoundSummary(
+        round=round_index,
+        items=len(items),
+        selfedits=len(scored),
+        rejected=len(scored) - len(trained),
+        truncated=sum(s.truncated for s in scored),
+        truncated_documents=documents_cut,
+        baseline=_mean([s.baseline for s in scored]),
+        mean_reward=_mean([s.reward for s in trained]),
+        max_reward=max((s.reward for s in trained), default=math.nan),
+        mean_gain=_mean([s.gain for s in trained]),
+        max_gain=max((s.gain for s in trained), default=math.nan),
+        kept_fraction=len({k.item for k in kept}) / len(items),
+        mstep_truncated=0,
+        mstep_loss=math.nan,
+        wall_time_s=0.0,
+    )
+
+
 def format_round(summary: RoundSummary, rounds: int) -> str:
     return (
         f"round {summary.round}/{rounds}: {summary.selfedits} self-edits on {summary.items} items "
-        f"({summary.rejected} rejected) | "
+        f"({summary.rejected} rejected, {summary.truncated} cut at sampler.max_new_tokens, "
+        f"{summary.truncated_documents} documents cut at inner.max_length) | "
         f"baseline {summary.baseline:.3f} | reward mean {summary.mean_reward:.3f} max {summary.max_reward:.3f} | "
         f"gain mean {summary.mean_gain:+.3f} max {summary.max_gain:+.3f} | kept {summary.kept_fraction:.0%} | "
-        f"M-step loss {summary.mstep_loss:.3f} | {summary.wall_time_s / 60:.1f} min"
+        f"M-step loss {summary.mstep_loss:.3f} ({summary.mstep_truncated} pairs cut) | "
+        f"{summary.wall_time_s / 60:.1f} min"
     )
 
 
 def format_table(summaries: list[RoundSummary]) -> str:
+    """The rounds' training figures (on each round's own items: see the held-out table for what generalises)."""
     header = f"{'round':>5} {'baseline':>9} {'reward':>9} {'max':>9} {'gain':>8} {'kept':>6} {'M-loss':>7} {'min':>6}"
     rows = [
         f"{s.round:>5} {s.baseline:>9.3f} {s.mean_reward:>9.3f} {s.max_reward:>9.3f} {s.mean_gain:>+8.3f} "
@@ -329,4 +323,4 @@ def format_table(summaries: list[RoundSummary]) -> str:
 
 
 def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+    return sum(values) / len(values) if values else math.nan

@@ -11,13 +11,10 @@ ARC reward) or `cell_accuracy` for ARC grids. Which metrics a domain accepts is 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
 import re
 import string
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -28,8 +25,6 @@ from seal_lightning.data.knowledge import Question
 from seal_lightning.errors import SealError
 from seal_lightning.finetune import IGNORE_INDEX, pad_batch
 from seal_lightning.models import chat_prompt
-from seal_lightning.multilora import MultiLoRAModel
-from seal_lightning.sampling.base import AdapterAnswerer
 from seal_lightning.sampling.hf import generate_texts
 
 PUNCTUATION = frozenset(string.punctuation)
@@ -180,13 +175,17 @@ def judge_answers(config: JudgeConfig, questions: Sequence[Question], prediction
 
 
 def greedy_answers(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question], config: RewardConfig
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    questions: Sequence[Question],
+    config: RewardConfig,
+    batch_size: int | None = None,
 ) -> list[str]:
     prompts = question_prompts(tokenizer, questions)
     texts = generate_texts(
-        model, tokenizer, prompts, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size
+        model, tokenizer, prompts, max_new_tokens=config.max_new_tokens, batch_size=batch_size or config.batch_size
     )
-    return [candidates[0] for candidates in texts]
+    return [candidates[0].text for candidates in texts]
 
 
 def grade(metric: str, questions: Sequence[Question], predictions: Sequence[str], config: RewardConfig) -> list[float]:
@@ -202,8 +201,10 @@ def score_questions(
     questions: Sequence[Question],
     metrics: Sequence[str],
     config: RewardConfig,
+    answer: Callable[[Sequence[Question]], list[str]] | None = None,
 ) -> dict[str, float]:
-    """Mean of each metric over the questions; greedy answers are generated once for all that need them."""
+    """Mean of each metric over the questions; greedy answers are generated once for all that need them
+    (by `answer` where given, else by the model's `generate`)."""
     results: dict[str, float] = {}
     forced = [metric for metric in metrics if metric in TEACHER_FORCED_METRICS]
     if forced:
@@ -211,55 +212,10 @@ def score_questions(
         results |= {metric: _mean(scores[metric]) for metric in forced}
     generated = [metric for metric in metrics if metric not in TEACHER_FORCED_METRICS]
     if generated:
-        predictions = greedy_answers(model, tokenizer, questions, config)
+        predictions = answer(questions) if answer else greedy_answers(model, tokenizer, questions, config)
         for metric in generated:
             results[metric] = _mean(grade(metric, questions, predictions, config))
     return results
-
-
-def adapter_rewards(
-    multi: MultiLoRAModel,
-    tokenizer: PreTrainedTokenizerBase,
-    questions: Sequence[Sequence[Question]],
-    config: RewardConfig,
-    answerer: AdapterAnswerer | None = None,
-) -> list[float]:
-    """The reward (`reward.name`) of each of K stacked adapters on its own questions (`questions[k]`:
-    its passage's), from one batched pass over all of them.
-
-    Greedy answers come from one routed `generate` call, or, given an `answerer` (vLLM), from the
-    adapters exported as PEFT folders with one LoRA request per prompt.
-    """
-    owners = [k for k, own in enumerate(questions) for _ in own]
-    flat = [question for own in questions for question in own]
-    if config.name in TEACHER_FORCED_METRICS:
-        sequences = answer_sequences(tokenizer, flat)
-        values = multi.sequence_scores([(k, ids, labels) for k, (ids, labels) in zip(owners, sequences, strict=True)])
-        return _means_by_owner(values[config.name], owners, len(questions))
-    if answerer is not None:
-        with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:
-            paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(len(questions))]
-            predictions = answerer(question_prompts(tokenizer, flat), [paths[k] for k in owners])
-    else:
-        # Every (adapter, question) prompt in one generate call, each row routed to its adapter.
-        multi.routing.set_rows(torch.tensor(owners, device=multi.base.device))
-        batched = dataclasses.replace(config, batch_size=len(flat))
-        predictions = greedy_answers(multi.base, tokenizer, flat, batched)
-    return _means_by_owner(grade(config.name, flat, predictions, config), owners, len(questions))
-
-
-def _means_by_owner(values: Sequence[float], owners: Sequence[int], count: int) -> list[float]:
-    return [_mean([v for v, owner in zip(values, owners, strict=True) if owner == k]) for k in range(count)]
-
-
-def reward(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    questions: Sequence[Question],
-    config: RewardConfig,
-) -> float:
-    """The configured reward (`reward.name`) of a model on one passage's questions."""
-    return score_questions(model, tokenizer, questions, [config.name], config)[config.name]
 
 
 def _mean(values: Sequence[float]) -> float:

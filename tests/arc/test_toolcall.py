@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seal_lightning.arc.augmentations import FAMILIES
+from seal_lightning.arc.config import ArcConfig
 from seal_lightning.arc.toolcall import (
     MAX_SELFEDIT_CHARS,
     ChoiceLimits,
@@ -15,7 +16,6 @@ from seal_lightning.arc.toolcall import (
     parse_choice,
     parse_selfedit,
 )
-from seal_lightning.config import ArcConfig
 from seal_lightning.errors import ConfigError
 
 LIMITS = ChoiceLimits.from_config(ArcConfig())

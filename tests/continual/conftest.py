@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seal_lightning.config import load_config
+from seal_lightning.configure import load_config
 from seal_lightning.continual.experiment import ContinualExperiment
 from seal_lightning.data.knowledge import load_passages
 from seal_lightning.domains.knowledge import KnowledgeDomain

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from seal_lightning.config import STRATEGIES
+from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.data.knowledge import load_passages
 from seal_lightning.errors import DataError
 

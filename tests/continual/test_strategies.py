@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seal_lightning.config import EWCConfig, GatedConfig, InnerConfig, LwFConfig, ModelConfig, ReplayConfig
+from seal_lightning.config import InnerConfig, ModelConfig
+from seal_lightning.continual.config import EWCConfig, GatedConfig, LwFConfig, ReplayConfig
 from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import EWC, GatedMerge, LwF, Replay
 from seal_lightning.continual.stream import examples_of, passage_stream
@@ -104,7 +105,18 @@ def test_gated_merge_accepts_within_tolerance(model, tokenizer, stream):
     gate = GatedMerge(GatedConfig(tolerance=100.0, scales=[1.0, 0.5], probe_documents=2), tokenizer, batch_size=8)
     _, reports = run(model, tokenizer, [gate], stream[:2])
     assert [r.scale for r in reports] == [1.0, 1.0]
-    assert len(gate.probe) == 4
+    assert len(gate.probe) == sum(min(2, len(examples_of(e.dataset)) - 2) for e in stream[:2])
+
+
+def test_gated_merge_never_trains_on_its_probe_documents(tokenizer, stream):
+    """The probe must measure what later edits do to an earlier passage, not recall of lines it trained on."""
+    gate = GatedMerge(GatedConfig(probe_documents=2), tokenizer, batch_size=8)
+    examples = examples_of(stream[0].dataset)
+    assert len(examples) >= 4  # two lines to hold back, one to train, and the passage's own document
+    trained = gate.before_training_exp(None, stream[0], examples)  # type: ignore[arg-type]
+    assert trained == examples[:-3] + examples[-1:]
+    assert gate.held_back == examples[-3:-1]
+    assert not any(document in trained for document in gate.held_back)
 
 
 def test_naive_merges_every_update(model, tokenizer, stream):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from seal_lightning.config import DataConfig
-from seal_lightning.data.knowledge import load_knowledge_file, load_passages
+from seal_lightning.data.knowledge import load_heldout_passages, load_knowledge_file, load_passages
 from seal_lightning.errors import DataError
 
 
@@ -54,8 +54,22 @@ def test_good_file_and_limit(tmp_path):
 
 
 def test_builtin_splits_load():
-    assert len(load_passages(DataConfig(builtin_split="test"))) == 16
+    assert len(load_passages(DataConfig(builtin_split="test"))) == 48
     assert len(load_passages(DataConfig(limit=3))) == 3
+
+
+def test_heldout_passages_are_the_test_split_or_a_file(tmp_path):
+    assert load_heldout_passages(DataConfig(heldout_limit=5)) == load_passages(DataConfig(builtin_split="test"))[:5]
+    path = write(tmp_path, [GOOD])
+    assert [p.title for p in load_heldout_passages(DataConfig(heldout=str(path)))] == ["T"]
+
+
+def test_training_files_without_a_heldout_file_are_refused(tmp_path):
+    """Fictional built-in passages are no held-out set for SQuAD training: the user must name one."""
+    path = write(tmp_path, [GOOD])
+    for config in (DataConfig(path=str(path)), DataConfig(rounds=[str(path)])):
+        with pytest.raises(DataError, match=r"data\.heldout is not set"):
+            load_heldout_passages(config)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from seal_lightning.config import load_config
+from seal_lightning.configure import load_config
 from seal_lightning.data.arc import ArcTask
 from seal_lightning.domains.arc import RESPONSE_PREFIX, ArcDomain, leave_one_out, task_message
 

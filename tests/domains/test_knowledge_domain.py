@@ -25,5 +25,14 @@ def test_update_trains_on_every_document_token_and_questions_omit_the_passage(kn
     assert update.examples == (("", "Odrava\nIt is small."), ("", "Odrava\nOdrava is a town."))
     assert update.error is None and not update.prompt_loss
     (question,) = domain.questions(PASSAGE)
-    assert question.question == ANSWER_TEMPLATE.format(question="What is Odrava?")
+    assert question.question == ANSWER_TEMPLATE.format(title="Odrava", question="What is Odrava?")
     assert "Odrava is a town." not in question.question
+
+
+def test_questions_name_the_topic_as_the_reference_code_asks_them(knowledge):
+    """Many SQuAD questions are ambiguous without their passage's title; the reference asks
+    "Topic: {title}\n{question}" inside its answer template."""
+    (question,) = knowledge().questions(PASSAGE)
+    assert question.question == (
+        "Let's answer a question directly and concisely.\nQuestion: Topic: Odrava\nWhat is Odrava?\nAnswer:\n"
+    )

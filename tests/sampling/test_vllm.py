@@ -8,9 +8,13 @@ import sys
 import pytest
 import torch
 
-from seal_lightning.config import ModelConfig, SamplerConfig, VLLMConfig
+from seal_lightning.config import InnerConfig, ModelConfig, RewardConfig, SamplerConfig, VLLMConfig
+from seal_lightning.data.builtin import builtin_passages
+from seal_lightning.data.knowledge import Passage
 from seal_lightning.errors import SealError
+from seal_lightning.inner import SelfEditScorer
 from seal_lightning.models import builtin_model_folder, chat_prompt, load_model
+from seal_lightning.rewards import question_prompts, token_f1
 from seal_lightning.sampling import build_sampler
 from seal_lightning.sampling.hf import generate_texts
 from seal_lightning.sampling.vllm import VLLMEngine, VLLMSampler, generate_answers, require_vllm
@@ -55,7 +59,7 @@ def taught(tmp_path_factory, tokenizer):
     merged.save_pretrained(folder / "merged")
     tokenizer.save_pretrained(folder / "merged")
     ((long_answer,),) = generate_texts(merged, tokenizer, [LONG_PROMPT], max_new_tokens=8, batch_size=1)
-    return {"adapter": str(folder / "adapter"), "merged": str(folder / "merged"), "long_answer": long_answer}
+    return {"adapter": str(folder / "adapter"), "merged": str(folder / "merged"), "long_answer": long_answer.text}
 
 
 def first_words(text: str, n: int = 8) -> list[str]:
@@ -106,8 +110,8 @@ def test_sampling_is_reproducible_per_seed(engine, tokenizer):
     prompts = [chat_prompt(tokenizer, "Write one sentence about the sea."), chat_prompt(tokenizer, "Name a fruit.")]
     first = sampler.sample(prompts, k=3, seed=1)
     assert [len(texts) for texts in first] == [3, 3]
-    assert all(isinstance(text, str) and text for texts in first for text in texts)
-    assert len(set(first[0])) > 1  # k samples, not k copies
+    assert all(isinstance(c.text, str) and c.text for texts in first for c in texts)
+    assert len({c.text for c in first[0]}) > 1  # k samples, not k copies
     assert sampler.sample(prompts, k=3, seed=1) == first
     assert sampler.sample(prompts, k=3, seed=2) != first
 
@@ -122,7 +126,43 @@ def test_greedy_answers_match_transformers(engine, policy, tokenizer):
     reference = generate_texts(policy, tokenizer, prompts, max_new_tokens=16, batch_size=1)
     answers = generate_answers(engine, prompts, [None, None], max_new_tokens=16)
     for answer, (expected,) in zip(answers, reference, strict=True):
-        assert first_words(answer) == first_words(expected)
+        assert first_words(answer) == first_words(expected.text)
+
+
+@pytest.mark.slow
+def test_completions_stopped_by_the_token_limit_are_marked_truncated(engine, policy, tokenizer):
+    """vLLM's finish reason and transformers' missing end of sequence say the same thing."""
+    from vllm import SamplingParams
+
+    prompts = [chat_prompt(tokenizer, "What is the capital of France?")]
+    for tokens, cut in ((3, True), (64, False)):
+        ((from_vllm,),) = engine.generate(prompts, SamplingParams(temperature=0.0, max_tokens=tokens))
+        ((from_transformers,),) = generate_texts(policy, tokenizer, prompts, max_new_tokens=tokens, batch_size=1)
+        assert from_vllm.truncated is cut and from_transformers.truncated is cut, (tokens, from_vllm, from_transformers)
+
+
+@pytest.mark.slow
+def test_with_vllm_answers_the_baseline_is_answered_by_vllm_too(engine, policy, tokenizer, knowledge):
+    """A gain compares the adapted model with the model as it is: both sides come from the same engine."""
+    calls = []
+
+    def answerer(prompts, adapters):
+        calls.append(list(adapters))
+        return generate_answers(engine, prompts, adapters, max_new_tokens=16)
+
+    domain = knowledge(inner=InnerConfig(epochs=1, batched=True))
+    passage = Passage.from_row(builtin_passages("validation")[0])
+    reward = RewardConfig(name="f1", max_new_tokens=16)
+    scorer = SelfEditScorer(policy, tokenizer, domain, reward, answerer=answerer)
+    (result,) = scorer.score_many([(passage, domain.update(passage, "It is a line."), 0)])
+    questions = domain.questions(passage)
+    adapted, unadapted = calls
+    assert len(adapted) == len(unadapted) == len(questions)
+    assert all(path is not None for path in adapted) and unadapted == [None] * len(questions)
+    answers = generate_answers(engine, question_prompts(tokenizer, questions), unadapted, max_new_tokens=16)
+    assert result.baseline == sum(token_f1(a, q.answer) for a, q in zip(answers, questions, strict=True)) / len(
+        questions
+    )
 
 
 @pytest.mark.slow

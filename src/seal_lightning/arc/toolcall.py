@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from seal_lightning.arc.augmentations import FAMILIES
-from seal_lightning.config import ArcConfig
+from seal_lightning.arc.config import ArcConfig
 from seal_lightning.errors import ConfigError
 
 # Longer outputs are rejected before parsing: a tool call is a few dozen characters.

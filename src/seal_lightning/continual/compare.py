@@ -13,8 +13,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from seal_lightning.config import STRATEGIES
 from seal_lightning.continual import plots
+from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.continual.experiment import TABLE_COLUMNS, format_summary
 from seal_lightning.errors import DataError
 from seal_lightning.store import RunStore

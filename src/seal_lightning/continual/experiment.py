@@ -17,7 +17,8 @@ import numpy as np
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seal_lightning.config import SealConfig, to_flat_dict
+from seal_lightning.config import SealConfig
+from seal_lightning.configure import to_flat_dict
 from seal_lightning.continual import metrics, plots
 from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import build_plugins
@@ -86,7 +87,7 @@ class ContinualExperiment:
                 completions = sampler.sample(prompts, 1, seed=self.config.seed)
             finally:
                 sampler.close()
-            saved |= {p.key: texts[0] for p, texts in zip(missing, completions, strict=True)}
+            saved |= {p.key: texts[0].text for p, texts in zip(missing, completions, strict=True)}
             self.store.write_json(name, saved)
         return saved
 

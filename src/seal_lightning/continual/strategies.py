@@ -19,8 +19,9 @@ from avalanche.training.storage_policy import ExemplarsBuffer, ExperienceBalance
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seal_lightning.config import ContinualConfig, EWCConfig, GatedConfig, LwFConfig, ReplayConfig, SealConfig
+from seal_lightning.config import SealConfig
 from seal_lightning.continual.bridge import EditedWeights, Facade
+from seal_lightning.continual.config import ContinualConfig, EWCConfig, GatedConfig, LwFConfig, ReplayConfig
 from seal_lightning.continual.learner import (
     ContinualLoRAModule,
     ContinualPlugin,
@@ -126,8 +127,9 @@ class LwF(AvalancheRegularizer):
 class GatedMerge(ContinualPlugin):
     """Accept, scale down or reject each update by its effect on a probe of earlier passages.
 
-    The probe is the mean log-likelihood per token of a few documents kept from each earlier
-    passage's edit (not the evaluation questions). An update may lower it by at most `tolerance`.
+    The probe is the mean log-likelihood per token of a few documents held back from each earlier
+    passage's self-edit (never trained on, and not the evaluation questions). An update may lower it by
+    at most `tolerance`.
     """
 
     name = "gated"
@@ -137,7 +139,18 @@ class GatedMerge(ContinualPlugin):
         self.pad_token_id = tokenizer.pad_token_id
         self.batch_size = batch_size
         self.probe: list[Example] = []
+        self.held_back: list[Example] = []
         self.decisions: list[dict[str, float]] = []
+
+    def before_training_exp(
+        self, learner: SequentialEditor, experience: DatasetExperience, examples: list[Example]
+    ) -> list[Example]:
+        """Hold back the last `probe_documents` self-edit lines (at least one line still trains; the passage's
+        own document, which comes last, always trains)."""
+        lines, passage = examples[:-1], examples[-1:]
+        held = min(self.config.probe_documents, max(len(lines) - 1, 0))
+        self.held_back = lines[len(lines) - held :] if held else []
+        return lines[: len(lines) - held] + passage
 
     @torch.no_grad()
     def probe_loglik(self, model: PreTrainedModel) -> float:
@@ -170,8 +183,7 @@ class GatedMerge(ContinualPlugin):
         return {f"gate_{key}": value for key, value in self.decisions[-1].items()} if self.decisions else {}
 
     def after_training_exp(self, learner: SequentialEditor, experience: DatasetExperience) -> None:
-        # The passage's own document comes last among its examples; keep it and the lines before it.
-        self.probe.extend(examples_of(experience.dataset)[-self.config.probe_documents :])
+        self.probe.extend(self.held_back)
 
 
 def build_plugins(

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seal_lightning.arc.config import ArcConfig
 from seal_lightning.arc.grids import Grid, as_grid
-from seal_lightning.config import ArcConfig, DataConfig
+from seal_lightning.config import DataConfig
 from seal_lightning.errors import DataError
 
 # The 12 ARC-AGI-1 training tasks of SEAL's ARC experiment (filtered to ones a 1B model can learn).
@@ -33,6 +34,20 @@ PAPER_TASKS: tuple[str, ...] = (
     "8be77c9e",
     "8d5021e8",
     "8e1813be",
+)
+
+# The reference code's 10 held-out ARC-AGI-1 evaluation tasks (filtered for a 1B model like the 12 above).
+PAPER_EVAL_TASKS: tuple[str, ...] = (
+    "358ba94e",
+    "59341089",
+    "66e6c45b",
+    "68b67ca3",
+    "903d1b4a",
+    "af24b4cc",
+    "b1fc8b8e",
+    "bc4146bd",
+    "c7d4e6ad",
+    "ce8d95cc",
 )
 
 Pair = tuple[Grid, Grid]
@@ -160,18 +175,35 @@ def builtin_arc_tasks(ids: Sequence[str]) -> list[ArcTask]:
     return tasks
 
 
-def load_arc_tasks(data: DataConfig, arc: ArcConfig) -> list[ArcTask]:
-    """The tasks a run works on: `arc.tasks` (in that order) of data.path or of the built-in set, which
+def load_arc_tasks(data: DataConfig, arc: ArcConfig, path: str | None = None) -> list[ArcTask]:
+    """Training tasks: `arc.tasks` (in that order) of `path` or data.path, else of the built-in set, which
     defaults to the paper's 12; then the first `data.limit`."""
-    if data.path is None:
-        tasks = builtin_arc_tasks(PAPER_TASKS if arc.tasks is None else arc.tasks)
+    return select_tasks(path or data.path, arc.tasks, PAPER_TASKS, arc, data.limit, "arc.tasks")
+
+
+def load_heldout_arc_tasks(data: DataConfig, arc: ArcConfig) -> list[ArcTask]:
+    """Held-out tasks: `arc.eval_tasks` of data.heldout, else of the built-in set, which defaults to the
+    reference code's 10 evaluation tasks; then the first `data.heldout_limit`."""
+    return select_tasks(data.heldout, arc.eval_tasks, PAPER_EVAL_TASKS, arc, data.heldout_limit, "arc.eval_tasks")
+
+
+def select_tasks(
+    path: str | None,
+    ids: Sequence[str] | None,
+    builtin_default: Sequence[str],
+    arc: ArcConfig,
+    limit: int | None,
+    key: str,
+) -> list[ArcTask]:
+    if path is None:
+        tasks = builtin_arc_tasks(builtin_default if ids is None else ids)
     else:
         solutions = None if arc.solutions is None else Path(arc.solutions)
-        tasks = load_arc_path(Path(data.path), solutions)
-        if arc.tasks is not None:
+        tasks = load_arc_path(Path(path), solutions)
+        if ids is not None:
             by_id = {task.id: task for task in tasks}
-            unknown = [task_id for task_id in arc.tasks if task_id not in by_id]
+            unknown = [task_id for task_id in ids if task_id not in by_id]
             if unknown:
-                raise DataError(f"{data.path}: no task {unknown[0]!r} (arc.tasks names it)")
-            tasks = [by_id[task_id] for task_id in arc.tasks]
-    return tasks if data.limit is None else tasks[: data.limit]
+                raise DataError(f"{path}: no task {unknown[0]!r} ({key} names it)")
+            tasks = [by_id[task_id] for task_id in ids]
+    return tasks if limit is None else tasks[:limit]

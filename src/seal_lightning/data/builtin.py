@@ -3,7 +3,10 @@
 Every name, date and quantity is invented, so no pretrained model can know the answers beforehand:
 accuracy on the questions (asked without the passage) measures only what a fine-tuning update taught.
 Each question names its passage's main entity, so it is answerable by someone who memorised the passage,
-and each gold answer is short and appears verbatim in the passage.
+and each gold answer is short and appears verbatim in the passage. No gold answer of one split is a gold
+answer of another (each split draws trades and industries from its own share of the pools, and a number
+or year another split answers with is drawn again), so a policy trained on one split cannot gain on
+another from priors over its answers.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from itertools import pairwise
 
 SPLITS = ("train", "validation", "test")
-_SPLIT_SIZES = {"train": 24, "validation": 8, "test": 16}
+_SPLIT_SIZES = {"train": 96, "validation": 24, "test": 48}
 
 # Syllables chosen to read as pronounceable but unfamiliar; words are concatenations of them.
 _SYLLABLES = (
@@ -27,9 +30,48 @@ _REGION_KINDS = ("Vale", "Reach", "Marches", "Downs", "Fells", "Lowlands")
 _ORG_GOODS = ("Lantern", "Rope", "Glass", "Clock", "Ink", "Loom", "Compass", "Bell", "Soap", "Barometer")
 _ORG_KINDS = ("Company", "Works", "Guild", "Foundry", "Trading House")
 _PRODUCTS = ("stove", "lamp", "kettle", "sextant", "typewriter", "bicycle", "telescope", "music box")
-_TRADES = ("clockmaker", "glassblower", "cartographer", "bookbinder", "surveyor", "apothecary", "engraver")
+# Pools whose entries are gold answers: split i draws from the entries at positions i, i + 3, i + 6, ...
+_TRADES = (
+    "clockmaker",
+    "glassblower",
+    "cartographer",
+    "bookbinder",
+    "surveyor",
+    "apothecary",
+    "engraver",
+    "cooper",
+    "wheelwright",
+    "locksmith",
+    "tanner",
+    "chandler",
+    "saddler",
+    "printer",
+    "weaver",
+    "potter",
+    "mason",
+    "farrier",
+)
+_INDUSTRIES = (
+    "bell casting",
+    "salt mining",
+    "paper milling",
+    "wool dyeing",
+    "cheese aging",
+    "rope making",
+    "glass blowing",
+    "tin smelting",
+    "cider pressing",
+    "lace making",
+    "boat building",
+    "brick firing",
+    "silk weaving",
+    "ink grinding",
+    "pewter casting",
+    "slate quarrying",
+    "barrel making",
+    "candle dipping",
+)
 _SUBJECTS = ("tidal mills", "lens grinding", "bridge design", "bee keeping", "star charts", "dye making")
-_INDUSTRIES = ("bell casting", "salt mining", "paper milling", "wool dyeing", "cheese aging", "rope making")
 _SETTLEMENTS = ("market", "river", "hill", "harbour", "mining", "border")
 _RIGS = ("schooner", "brig", "barque", "sloop", "clipper")
 _SHIP_NOUNS = ("Heron", "Star", "Dawn", "Petrel", "Crown", "Osprey", "Swan", "Gull")
@@ -69,6 +111,26 @@ class _Namer:
         return f"{self.word(2)} {self.rng.choice(_PRODUCTS)}"
 
 
+class _Answers:
+    """Draws one split's answers: trades and industries from the split's share of each pool, numbers and
+    years anew until no other split answers with them (repeats within a split are fine)."""
+
+    def __init__(self, rng: random.Random, owners: dict[str, str], split: str) -> None:
+        self.rng = rng
+        self.owners = owners
+        self.split = split
+
+    def number(self, low: int, high: int) -> int:
+        for _ in range(10_000):
+            value = self.rng.randint(low, high)
+            if self.owners.setdefault(str(value), self.split) == self.split:
+                return value
+        raise RuntimeError(f"no number in [{low}, {high}] is free for split {self.split}")
+
+    def choice(self, pool: tuple[str, ...]) -> str:
+        return self.rng.choice(pool[SPLITS.index(self.split) :: len(SPLITS)])
+
+
 def _passage(title: str, context: str, qa: list[tuple[str, object]]) -> Passage:
     return {
         "title": title,
@@ -77,11 +139,11 @@ def _passage(title: str, context: str, qa: list[tuple[str, object]]) -> Passage:
     }
 
 
-def _person(names: _Namer, rng: random.Random) -> Passage:
+def _person(names: _Namer, rng: random.Random, answers: _Answers) -> Passage:
     name, town, org = names.person(), names.town(), names.organisation()
-    born = rng.randint(1700, 1920)
-    founded = born + rng.randint(22, 50)
-    trade, subject, works = rng.choice(_TRADES), rng.choice(_SUBJECTS), rng.randint(3, 60)
+    born = answers.number(1600, 1930)
+    founded = answers.number(born + 22, born + 50)
+    trade, subject, works = answers.choice(_TRADES), rng.choice(_SUBJECTS), answers.number(3, 90)
     surname, article = name.split()[-1], "an" if trade[0] in "aeiou" else "a"
     context = (
         f"{name} was born in {town} in {born}. Trained as {article} {trade}, {surname} founded the {org} "
@@ -97,11 +159,11 @@ def _person(names: _Namer, rng: random.Random) -> Passage:
     ])  # fmt: skip
 
 
-def _town(names: _Namer, rng: random.Random) -> Passage:
+def _town(names: _Namer, rng: random.Random, answers: _Answers) -> Passage:
     town, region, founder = names.town(), names.region(), names.person()
-    founded = rng.randint(1700, 1880)
-    charter = founded + rng.randint(15, 100)
-    population, industry = rng.randint(2000, 98000), rng.choice(_INDUSTRIES)
+    founded = answers.number(1600, 1880)
+    charter = answers.number(founded + 15, founded + 100)
+    population, industry = answers.number(2000, 98000), answers.choice(_INDUSTRIES)
     context = (
         f"{town} is a {rng.choice(_SETTLEMENTS)} town in the {region}, founded in {founded} by {founder}. "
         f"It received its charter in {charter} and today has {population} inhabitants. "
@@ -117,11 +179,11 @@ def _town(names: _Namer, rng: random.Random) -> Passage:
     ])  # fmt: skip
 
 
-def _organisation(names: _Namer, rng: random.Random) -> Passage:
+def _organisation(names: _Namer, rng: random.Random, answers: _Answers) -> Passage:
     org, founder, town, product = names.organisation(), names.person(), names.town(), names.product()
-    founded = rng.randint(1700, 1950)
-    first_sold = founded + rng.randint(2, 30)
-    staff = rng.randint(40, 1600)
+    founded = answers.number(1600, 1950)
+    first_sold = answers.number(founded + 2, founded + 30)
+    staff = answers.number(40, 1999)
     context = (
         f"The {org} was founded in {founded} by {founder} in the town of {town}. "
         f"Its best-known product was the {product}, first sold in {first_sold}. "
@@ -137,12 +199,12 @@ def _organisation(names: _Namer, rng: random.Random) -> Passage:
     ])  # fmt: skip
 
 
-def _ship(names: _Namer, rng: random.Random) -> Passage:
+def _ship(names: _Namer, rng: random.Random, answers: _Answers) -> Passage:
     ship, port, captain = f"{names.word(2)} {rng.choice(_SHIP_NOUNS)}", names.town(), names.person()
     cape = f"Cape {names.word(2)}"
-    launched = rng.randint(1700, 1950)
-    lost = launched + rng.randint(3, 35)
-    crew = rng.randint(20, 400)
+    launched = answers.number(1600, 1950)
+    lost = answers.number(launched + 3, launched + 35)
+    crew = answers.number(20, 600)
     context = (
         f"The {ship} was a {rng.choice(_RIGS)} built at {port} and launched in {launched}. "
         f"Under Captain {captain} she carried a crew of {crew}. She was lost off {cape} in {lost}."
@@ -157,20 +219,23 @@ def _ship(names: _Namer, rng: random.Random) -> Passage:
     ])  # fmt: skip
 
 
-_TEMPLATES: tuple[Callable[[_Namer, random.Random], Passage], ...] = (_person, _town, _organisation, _ship)
+_TEMPLATES: tuple[Callable[[_Namer, random.Random, _Answers], Passage], ...] = (_person, _town, _organisation, _ship)
 
 
 def builtin_passages(split: str, seed: int = 0) -> list[dict]:
     """Return the passages of one split; the same (split, seed) always gives the same list.
 
-    The whole corpus is generated in one pass with one name pool, then sliced, so splits never share an
-    entity. Templates cycle so every split gets an even mix of people, towns, organisations and ships.
+    The whole corpus is generated in one pass with one name pool and one record of which split answers
+    with what, so splits never share an entity or a gold answer. Templates cycle so every split gets an
+    even mix of people, towns, organisations and ships.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from train, validation, test")
     rng = random.Random(f"seal-lightning-builtin-{seed}")
     names = _Namer(rng)
-    total = sum(_SPLIT_SIZES.values())
-    corpus = [_TEMPLATES[i % len(_TEMPLATES)](names, rng) for i in range(total)]
-    start = sum(_SPLIT_SIZES[s] for s in SPLITS[: SPLITS.index(split)])
-    return corpus[start : start + _SPLIT_SIZES[split]]
+    owners: dict[str, str] = {}
+    corpus = {
+        name: [_TEMPLATES[i % len(_TEMPLATES)](names, rng, _Answers(rng, owners, name)) for i in range(size)]
+        for name, size in _SPLIT_SIZES.items()
+    }
+    return corpus[split]

@@ -107,12 +107,29 @@ def builtin_dataset(split: str, seed: int) -> Dataset:
     return Dataset.from_list(validate_items(builtin_passages(split, seed), f"builtin:{split}"), features=FEATURES)
 
 
-def load_passages(config: DataConfig) -> list[Passage]:
-    """The passages a run works on: a file when `data.path` is set, else the built-in corpus."""
-    if config.path is not None:
-        dataset = load_knowledge_file(config.path)
-    else:
-        dataset = builtin_dataset(config.builtin_split, config.builtin_seed)
-    if config.limit is not None:
-        dataset = dataset.select(range(min(config.limit, len(dataset))))
+def load_passages(config: DataConfig, path: str | None = None) -> list[Passage]:
+    """Training passages: those of `path` (a round's file) or `data.path`, else the built-in corpus's
+    `data.builtin_split`; the first `data.limit` of them."""
+    path = path or config.path
+    dataset = (
+        load_knowledge_file(path) if path is not None else builtin_dataset(config.builtin_split, config.builtin_seed)
+    )
+    return _first(dataset, config.limit)
+
+
+def load_heldout_passages(config: DataConfig) -> list[Passage]:
+    """Held-out passages: `data.heldout`, else the built-in corpus's test split; the first `data.heldout_limit`."""
+    if config.heldout is not None:
+        return _first(load_knowledge_file(config.heldout), config.heldout_limit)
+    if config.path is not None or config.rounds is not None:
+        raise DataError(
+            "data.heldout is not set while training reads data files: name a held-out file of the same kind "
+            "(for example ../shared/data/squad/dev100.json), or set heldout.enabled=false"
+        )
+    return _first(builtin_dataset("test", config.builtin_seed), config.heldout_limit)
+
+
+def _first(dataset: Dataset, limit: int | None) -> list[Passage]:
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
     return [Passage.from_row(row) for row in dataset]

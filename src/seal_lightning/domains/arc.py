@@ -13,6 +13,7 @@ import dataclasses
 import random
 import zlib
 from collections.abc import Sequence
+from typing import ClassVar
 
 from transformers import PreTrainedTokenizerBase
 
@@ -20,9 +21,10 @@ from seal_lightning.arc.augmentations import Transform, fits, transforms_for
 from seal_lightning.arc.grids import Grid, grid_to_text
 from seal_lightning.arc.toolcall import ChoiceLimits, TTTChoice, parse_choice, parse_selfedit
 from seal_lightning.config import SealConfig
-from seal_lightning.data.arc import ArcTask, Pair, load_arc_tasks
+from seal_lightning.data.arc import ArcTask, Pair, load_arc_tasks, load_heldout_arc_tasks
 from seal_lightning.data.knowledge import Question
-from seal_lightning.domains.base import Condition, SelfEditUpdate
+from seal_lightning.domains.base import Condition, HeldOutRow, SelfEditUpdate
+from seal_lightning.finetune import example_length
 from seal_lightning.models import chat_prompt
 
 TASK_TEMPLATE = (
@@ -78,6 +80,13 @@ def augmented(example: tuple[list[Pair], Pair], transform: Transform) -> tuple[l
 
 class ArcDomain:
     name = "arc"
+    heldout_rows: ClassVar[dict[str, HeldOutRow]] = {
+        "icl": HeldOutRow("icl", "policy_icl"),
+        "ttt_standard": HeldOutRow("ttt_standard", None),
+        "seal": HeldOutRow("ttt_selfedit", "seal"),
+        "policy_selfedit_base": HeldOutRow("ttt_selfedit", "policy_selfedit_base"),
+    }
+    headline = "seal"
 
     def __init__(self, config: SealConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         self.config = config
@@ -85,8 +94,11 @@ class ArcDomain:
         self.limits = ChoiceLimits.from_config(config.arc)
         self.standard = parse_choice(config.arc.standard, self.limits)
 
-    def load(self) -> list[ArcTask]:
-        return load_arc_tasks(self.config.data, self.config.arc)
+    def load(self, path: str | None = None) -> list[ArcTask]:
+        return load_arc_tasks(self.config.data, self.config.arc, path)
+
+    def load_heldout(self) -> list[ArcTask]:
+        return load_heldout_arc_tasks(self.config.data, self.config.arc)
 
     def selfedit_prompt(self, item: ArcTask) -> str:
         message = SELFEDIT_TEMPLATE.format(
@@ -122,7 +134,7 @@ class ArcDomain:
             extra = rng.sample(extra, room)
             notes = (*notes, f"augmented examples sampled down to {room} (arc.max_examples)")
         examples = [self.example(context, query) for context, query in [*base, *extra]]
-        kept = [e for e in examples if self.length(e) <= self.config.inner.max_length]
+        kept = [e for e in examples if example_length(self.tokenizer, *e) <= self.config.inner.max_length]
         if len(kept) < len(examples):
             notes = (*notes, f"{len(examples) - len(kept)} examples longer than inner.max_length dropped")
         inner = dataclasses.replace(self.config.inner, lr=choice.learning_rate, epochs=choice.epochs)
@@ -135,10 +147,6 @@ class ArcDomain:
         source, target = query
         return chat_prompt(self.tokenizer, task_message(context, source)), grid_to_text(target)
 
-    def length(self, example: tuple[str, str]) -> int:
-        # Prompt, completion and EOS, as tokenize_example builds them.
-        return sum(len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in example) + 1
-
     def questions(self, item: ArcTask) -> tuple[Question, ...]:
         return tuple(
             Question(task_message(item.train, source), grid_to_text(solution)) for source, solution in item.test
@@ -149,6 +157,8 @@ class ArcDomain:
             "icl": Condition("none"),
             "ttt_standard": Condition("fixed", (self.config.arc.standard,)),
             "ttt_selfedit": Condition("sampled"),
-            "seal": Condition("sampled", policy=True),
+            "seal": Condition("sampled", writer="policy", adapted="policy"),
+            "policy_icl": Condition("none", adapted="policy"),
+            "policy_selfedit_base": Condition("sampled", writer="policy", adapted="model"),
             "oracle": Condition("fixed", tuple(self.config.arc.oracle)),
         }

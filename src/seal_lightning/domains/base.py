@@ -33,16 +33,31 @@ class SelfEditUpdate:
 
 @dataclass(frozen=True)
 class Condition:
-    """A row of the `evaluate` table: which self-edits (if any) update the model before it is scored.
+    """A row of the `evaluate` table: which self-edits (if any) update a model before it is scored.
 
-    source: "none" (score the model as it is), "fixed" (each of `selfedits`; the row reports the
-    best, so several make an oracle), "sampled" (one self-edit written by the model being
-    evaluated, or by `evaluate.policy` with `policy`), "external" (from `evaluate.external_selfedits`).
+    source: "none" (score the model as it is), "fixed" (each of `selfedits`; the row reports the best,
+    so several make an oracle), "sampled" (self-edits written by the `writer`), "external" (from
+    `evaluate.external_selfedits`). `writer` and `adapted` name a role: "model" (the model under
+    evaluation, `model.name`) or "policy" (a trained policy, `evaluate.policy`); the adapted one answers.
     """
 
     source: str
     selfedits: tuple[str, ...] = ()
-    policy: bool = False
+    writer: str = "model"
+    adapted: str = "model"
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset({self.adapted, self.writer} if self.source == "sampled" else {self.adapted})
+
+
+@dataclass(frozen=True)
+class HeldOutRow:
+    """A row of fit's held-out table: the condition that measures it on the starting model (round 0),
+    and the one that measures it on a trained round's policy (None: measured at round 0 only)."""
+
+    start: str
+    trained: str | None
 
 
 class Item(Protocol):
@@ -57,9 +72,16 @@ class Item(Protocol):
 
 class Domain(Protocol):
     name: str
+    # fit's held-out table, by row label; `headline` is the row whose gain over round 0 says whether SEAL worked.
+    heldout_rows: dict[str, HeldOutRow]
+    headline: str
 
-    def load(self) -> Sequence[Item]:
-        """The items a run works on (passages, tasks), from `data` in the config."""
+    def load(self, path: str | None = None) -> Sequence[Item]:
+        """Training items (passages, tasks): those of `path`, else of `data.path` or the built-in set."""
+        ...
+
+    def load_heldout(self) -> Sequence[Item]:
+        """Items no round trains or selects on: `data.heldout`, else the built-in held-out set."""
         ...
 
     def selfedit_prompt(self, item: Item) -> str:

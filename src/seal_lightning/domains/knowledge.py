@@ -3,11 +3,13 @@ each trained on as a document; the model is then asked the passage's questions w
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig
-from seal_lightning.data.knowledge import Passage, Question, load_passages
-from seal_lightning.domains.base import Condition, SelfEditUpdate
+from seal_lightning.data.knowledge import Passage, Question, load_heldout_passages, load_passages
+from seal_lightning.domains.base import Condition, HeldOutRow, SelfEditUpdate
 from seal_lightning.models import chat_prompt
 
 IMPLICATIONS_TEMPLATE = (
@@ -15,8 +17,9 @@ IMPLICATIONS_TEMPLATE = (
     "indirectly from the content.\n\nPassage:\n{title}\n{context}\n\nImplications:\n"
 )
 
-# How a question is put to the model when it is scored: the passage is not in the prompt.
-ANSWER_TEMPLATE = "Answer the question directly and concisely.\nQuestion: {question}"
+# How a question is put to the model when it is scored, as the reference code asks it: the passage is not in
+# the prompt, its title is (many SQuAD questions are ambiguous without it).
+ANSWER_TEMPLATE = "Let's answer a question directly and concisely.\nQuestion: Topic: {title}\n{question}\nAnswer:\n"
 
 
 def selfedit_prompt(passage: Passage) -> str:
@@ -35,18 +38,31 @@ def documents_from_selfedit(passage: Passage, completion: str) -> list[str]:
 
 def answer_questions(passage: Passage) -> tuple[Question, ...]:
     """The passage's questions as the scored model sees them."""
-    return tuple(Question(ANSWER_TEMPLATE.format(question=q.question), q.answer) for q in passage.questions)
+    return tuple(
+        Question(ANSWER_TEMPLATE.format(title=passage.title, question=q.question), q.answer) for q in passage.questions
+    )
 
 
 class KnowledgeDomain:
     name = "knowledge"
+    heldout_rows: ClassVar[dict[str, HeldOutRow]] = {
+        "no_update": HeldOutRow("no_update", "policy_no_update"),
+        "passage": HeldOutRow("passage", None),
+        "passage_selfedit": HeldOutRow("passage_selfedit", "policy_selfedit"),
+        # The trained policy writes, the starting model learns and answers: did the self-edits get better?
+        "policy_selfedit_base": HeldOutRow("passage_selfedit", "policy_selfedit_base"),
+    }
+    headline = "passage_selfedit"
 
     def __init__(self, config: SealConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         self.config = config
         self.tokenizer = tokenizer
 
-    def load(self) -> list[Passage]:
-        return load_passages(self.config.data)
+    def load(self, path: str | None = None) -> list[Passage]:
+        return load_passages(self.config.data, path)
+
+    def load_heldout(self) -> list[Passage]:
+        return load_heldout_passages(self.config.data)
 
     def selfedit_prompt(self, item: Passage) -> str:
         return chat_prompt(self.tokenizer, selfedit_prompt(item))
@@ -66,4 +82,7 @@ class KnowledgeDomain:
             "passage": Condition("fixed", ("",)),
             "passage_selfedit": Condition("sampled"),
             "passage_external": Condition("external"),
+            "policy_no_update": Condition("none", adapted="policy"),
+            "policy_selfedit": Condition("sampled", writer="policy", adapted="policy"),
+            "policy_selfedit_base": Condition("sampled", writer="policy", adapted="model"),
         }

@@ -1,5 +1,5 @@
 """Self-edit sampling behind one seam: the `Sampler` protocol and its backends."""
 
-from seal_lightning.sampling.base import Sampler, build_sampler
+from seal_lightning.sampling.base import Completion, Sampler, build_sampler
 
-__all__ = ["Sampler", "build_sampler"]
+__all__ = ["Completion", "Sampler", "build_sampler"]

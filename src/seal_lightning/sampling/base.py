@@ -7,6 +7,7 @@ LoRA request for vLLM), so the outer loop never calls a backend directly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -15,8 +16,17 @@ from seal_lightning.config import SamplerConfig
 from seal_lightning.errors import SealError
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One sampled self-edit. `truncated`: it stopped at `sampler.max_new_tokens`, not at an end of
+    sequence, so it is cut mid-way (counted per round; the M-step learns it without EOS)."""
+
+    text: str
+    truncated: bool = False
+
+
 class Sampler(Protocol):
-    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[str]]:
+    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
         """k completions for each prompt (already chat-formatted), in prompt order."""
         ...
 
@@ -29,8 +39,8 @@ class Sampler(Protocol):
         ...
 
 
-# prompts, adapter folders (one per prompt) -> greedy answers, all in one batch.
-AdapterAnswerer = Callable[[list[str], list[str]], list[str]]
+# prompts, adapter folders (one per prompt; None: the model without an adapter) -> greedy answers, in one batch.
+AdapterAnswerer = Callable[[list[str], list[str | None]], list[str]]
 
 
 def build_sampler(

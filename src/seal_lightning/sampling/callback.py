@@ -31,9 +31,14 @@ class SamplingCallback(ReSTEMCallback):
         self.sampler: Sampler | None = None
 
     def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
+        self.sampler_on(policy, policy_path, restem.config.seed)
+
+    def sampler_on(self, policy: PreTrainedModel, policy_path: str, seed: int) -> Sampler:
+        """The command's one sampler, sampling from `policy` (saved at `policy_path`) from now on."""
         if self.sampler is None:
-            self.sampler = build_sampler(self.config, policy, self.tokenizer, policy_path, seed=restem.config.seed)
+            self.sampler = build_sampler(self.config, policy, self.tokenizer, policy_path, seed=seed)
         self.sampler.update_policy(policy, policy_path)
+        return self.sampler
 
     def answerer(self, reward: RewardConfig) -> AdapterAnswerer | None:
         """A way to answer through many saved adapters in one batch, where the backend has one."""

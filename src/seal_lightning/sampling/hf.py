@@ -6,6 +6,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SamplerConfig
+from seal_lightning.sampling.base import Completion
 
 
 @torch.no_grad()
@@ -19,15 +20,17 @@ def generate_texts(
     num_return_sequences: int = 1,
     temperature: float | None = None,
     top_p: float | None = None,
-) -> list[list[str]]:
-    """Completions for each prompt: greedy when `temperature` is None, else sampled."""
+) -> list[list[Completion]]:
+    """Completions for each prompt: greedy when `temperature` is None, else sampled. A completion that
+    holds no end-of-sequence token stopped at `max_new_tokens`: it is marked truncated."""
     sampled = temperature is not None
     options = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sampled else {"do_sample": False}
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training
     model.eval()
-    results: list[list[str]] = []
+    stops = end_of_sequence_ids(model, tokenizer)
+    results: list[list[Completion]] = []
     try:
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
@@ -39,13 +42,23 @@ def generate_texts(
                 pad_token_id=tokenizer.pad_token_id,
                 **options,
             )
-            texts = tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            generated = output[:, batch["input_ids"].shape[1] :]
+            texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+            ended = torch.isin(generated, torch.tensor(stops, device=generated.device)).any(dim=-1).tolist()
+            completions = [Completion(text, truncated=not end) for text, end in zip(texts, ended, strict=True)]
             for index in range(len(chunk)):
-                results.append(texts[index * num_return_sequences : (index + 1) * num_return_sequences])
+                results.append(completions[index * num_return_sequences : (index + 1) * num_return_sequences])
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)
     return results
+
+
+def end_of_sequence_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokens `generate` stops at (the generation config may name several) and the tokenizer's EOS."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in [*ids, tokenizer.eos_token_id] if i is not None})
 
 
 class TransformersSampler:
@@ -56,7 +69,7 @@ class TransformersSampler:
         self.model = model
         self.tokenizer = tokenizer
 
-    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[str]]:
+    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
         torch.manual_seed(seed)
         # Each prompt is repeated k times in a batch, so fit batch_size sequences per call.
         prompts_per_call = max(1, self.config.batch_size // k)

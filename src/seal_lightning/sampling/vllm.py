@@ -16,6 +16,7 @@ import torch
 
 from seal_lightning.config import SamplerConfig, VLLMConfig
 from seal_lightning.errors import SealError
+from seal_lightning.sampling.base import Completion
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -125,8 +126,9 @@ class VLLMEngine:
         prompts: list[str],
         params: SamplingParams,
         adapters: list[str | None] | None = None,
-    ) -> list[list[str]]:
-        """The texts of each prompt's completions, in prompt order; `adapters[i]` routes prompt i to a LoRA."""
+    ) -> list[list[Completion]]:
+        """Each prompt's completions, in prompt order; `adapters[i]` routes prompt i to a LoRA. A completion
+        that vLLM stopped for length is marked truncated."""
         from vllm.inputs import TokensPrompt
 
         if adapters is not None and len(adapters) != len(prompts):
@@ -138,7 +140,9 @@ class VLLMEngine:
         inputs = [TokensPrompt(prompt_token_ids=tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         lora = None if adapters is None else [self._lora_request(path) for path in adapters]
         outputs = llm.generate(inputs, params, use_tqdm=False, lora_request=lora)  # type: ignore[arg-type]
-        return [[completion.text for completion in output.outputs] for output in outputs]
+        return [
+            [Completion(c.text, truncated=c.finish_reason == "length") for c in output.outputs] for output in outputs
+        ]
 
     def _lora_request(self, folder: str | None) -> LoRARequest | None:
         """One id per adapter folder, renewed when its weights file changes (vLLM caches adapters by id)."""
@@ -196,7 +200,7 @@ class VLLMSampler:
         self.config = config
         self.engine = engine
 
-    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[str]]:
+    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
         from vllm import SamplingParams
 
         params = SamplingParams(
@@ -221,11 +225,12 @@ def generate_answers(
     adapters: list[str | None],
     max_new_tokens: int,
 ) -> list[str]:
-    """Greedy answers, prompt i through adapter i, in one engine call: many inner-loop adapters, one batch."""
+    """Greedy answers, prompt i through adapter i (None: no adapter), in one engine call: many inner-loop
+    adapters and the unadapted model, one batch."""
     from vllm import SamplingParams
 
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-    return [texts[0] for texts in engine.generate(prompts, params, adapters)]
+    return [completions[0].text for completions in engine.generate(prompts, params, adapters)]
 
 
 __all__ = ["VLLMEngine", "VLLMSampler", "generate_answers", "require_vllm"]

@@ -1,0 +1,74 @@
+"""A markdown table of fit runs' held-out results: one line per run directory, the change of each held-out
+row from round 0 after the last round, paired by passage with its 95% bootstrap interval.
+
+    python experiments/heldout_table.py runs/heldout_search/*            # every run of the search
+    python experiments/heldout_table.py --notes experiments/notes.tsv DIR...
+
+`--notes` names a tab-separated file of `run name<TAB>what the run changed`; runs without a note show
+their directory name only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from seal_lightning.configure import load_config
+from seal_lightning.domains.knowledge import KnowledgeDomain
+from seal_lightning.heldout import changes, row_values, saved_records
+from seal_lightning.store import RunStore
+
+ROWS = ("passage_selfedit", "policy_selfedit_base", "no_update")
+
+
+def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | None:
+    store = RunStore(run_dir)
+    records = saved_records(store)
+    rounds = [r for r in records if r > 0]
+    if 0 not in records or not rounds:
+        return None
+    last = max(rounds)
+    found = dict(changes(KnowledgeDomain, records, last, metric, resamples))
+    start = dict(row_values(KnowledgeDomain, records[0], 0, metric))["passage_selfedit"]
+    minutes = sum(
+        json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds
+    ) / 60
+    cells = [f"{found[row]}{' *' if found[row].excludes_zero else ''}" if row in found else "" for row in ROWS]
+    return (
+        f"| {run_dir.name} | {note} | {len(start)} | {last} | {sum(start.values()) / len(start):.3f} | "
+        + " | ".join(cells)
+        + f" | {minutes:.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--notes", type=Path)
+    parser.add_argument("--metric", default="answer_loglik")
+    parser.add_argument("--resamples", type=int, default=load_config().heldout.resamples)
+    args = parser.parse_args()
+    notes = {}
+    if args.notes:
+        for line in args.notes.read_text().splitlines():
+            if line.strip():
+                name, _, note = line.partition("\t")
+                notes[name] = note
+    print(
+        f"| run | what it changes | held-out passages | rounds | round 0 SEAL row ({args.metric}) "
+        "| passage_selfedit change | policy_selfedit_base change | no_update change | training min |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run_dir in args.runs:
+        line = run_line(run_dir, notes.get(run_dir.name, ""), args.metric, args.resamples)
+        if line is not None:
+            print(line)
+    print(
+        f"\nChanges: last round minus round 0, paired by passage, 95% percentile bootstrap interval over "
+        f"{args.resamples} resamples; * marks an interval that excludes zero."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Merging the schema (`config.py`), a command's defaults, a YAML file and `key=value` overrides, then checking.
+
+OmegaConf structured configs check keys and types against the dataclasses, so a typo or a wrong type
+fails before any model is loaded; `validate` checks what types alone cannot, each failure one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seal_lightning.arc.config import validate_arc
+from seal_lightning.config import DOMAINS, DataConfig, SealConfig
+from seal_lightning.continual.config import STRATEGIES, ContinualConfig, validate_continual
+from seal_lightning.errors import ConfigError
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "domain": tuple(DOMAINS),
+    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "model.device": ("auto", "cpu", "cuda"),
+    "sampler.backend": ("hf", "vllm"),
+    "continual.metric": DOMAINS["knowledge"].metrics,
+    "continual.replay.policy": ("balanced", "reservoir"),
+    "continual.ewc.mode": ("separate", "online"),
+    "data.builtin_split": ("train", "validation", "test"),
+}
+POSITIVE: tuple[str, ...] = (
+    "sampler.k", "sampler.max_new_tokens", "sampler.batch_size", "inner.lr", "inner.epochs",
+    "inner.batch_size", "inner.max_length", "inner.seeds", "inner.max_adapters", "inner.lora.rank", "outer.rounds",
+    "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
+    "reward.max_new_tokens", "reward.batch_size", "heldout.selfedits", "heldout.resamples",
+    "continual.passages", "continual.sequences",
+    "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",
+    "continual.gated.probe_documents", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
+)  # fmt: skip
+
+
+def load_config(
+    config_file: str | None = None,
+    overrides: Sequence[str] = (),
+    defaults: Sequence[str] = (),
+    strategy_files: bool = False,
+) -> SealConfig:
+    """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check.
+
+    The selected domain's defaults (`DOMAINS`) sit right above the schema defaults. With
+    `strategy_files`, each selected continual strategy's `{strategy_dir}/NAME.yaml` is merged over
+    the schema defaults of `continual.NAME`, below the config file and the overrides.
+    """
+    overrides = [expand_shorthand(item) for item in overrides]
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        layers = [OmegaConf.from_dotlist(list(defaults))] if defaults else []
+        if config_file is not None:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {config_file}")
+            layers.append(OmegaConf.load(path))
+        if overrides:
+            layers.append(OmegaConf.from_dotlist(overrides))
+        merged: DictConfig = OmegaConf.merge(OmegaConf.structured(SealConfig), *layers)
+        if merged.domain not in DOMAINS:
+            raise ConfigError(f"domain={merged.domain!r} is not one of: {', '.join(DOMAINS)}")
+        below = [OmegaConf.from_dotlist(list(DOMAINS[merged.domain].defaults))]
+        if strategy_files:
+            below += _strategy_layers(merged)
+        merged = OmegaConf.merge(OmegaConf.structured(SealConfig), *below, *layers)
+        config: SealConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc)) from None
+    validate(config)
+    return config
+
+
+def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
+    """`continual.NAME` nodes read from each selected strategy's YAML file (naive has no settings)."""
+    folder = Path(merged.continual.strategy_dir)
+    layers = []
+    for name in ContinualConfig(strategy=merged.continual.strategy).strategies:
+        if name not in STRATEGIES or name == "naive":
+            continue
+        path = folder / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"strategy file not found: {path} (continual.strategy_dir={folder})")
+        layers.append(OmegaConf.create({"continual": {name: OmegaConf.load(path)}}))
+    return layers
+
+
+# `sampler=vllm` is short for `sampler.backend=vllm`.
+SHORTHANDS = {"sampler": "sampler.backend"}
+
+
+def expand_shorthand(override: str) -> str:
+    key, sep, value = override.partition("=")
+    return f"{SHORTHANDS[key]}={value}" if sep and key in SHORTHANDS else override
+
+
+def _describe(exc: OmegaConfBaseException) -> str:
+    """OmegaConf errors span several lines; keep the first and name the full key."""
+    message = str(exc).splitlines()[0].strip()
+    key = getattr(exc, "full_key", None)
+    if key and key not in message:
+        message = f"{key}: {message}"
+    return f"invalid config: {message}"
+
+
+def validate(config: SealConfig) -> None:
+    """Checks that types alone cannot express: closed choices and positive numbers."""
+    as_dict = OmegaConf.structured(config)
+    for key, choices in CHOICES.items():
+        value = OmegaConf.select(as_dict, key)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    domain = DOMAINS[config.domain]
+    if config.reward.name not in domain.metrics:
+        raise ConfigError(f"reward.name={config.reward.name!r} is not one of: {', '.join(domain.metrics)}")
+    for key, choices in (
+        ("evaluate.conditions", domain.conditions),
+        ("evaluate.metrics", domain.metrics),
+        ("heldout.metrics", domain.metrics),
+    ):
+        for value in OmegaConf.select(as_dict, key):
+            if value not in choices:
+                raise ConfigError(
+                    f"{key} contains {value!r}; valid entries for domain={config.domain}: {', '.join(choices)}"
+                )
+    for key in POSITIVE:
+        if OmegaConf.select(as_dict, key) <= 0:
+            raise ConfigError(f"{key} must be positive, got {OmegaConf.select(as_dict, key)}")
+    if "passage_external" in config.evaluate.conditions and config.evaluate.external_selfedits is None:
+        raise ConfigError("evaluate.conditions has passage_external but evaluate.external_selfedits is not set")
+    if config.outer.anchor < 0:
+        raise ConfigError(f"outer.anchor must be >= 0, got {config.outer.anchor}")
+    if not config.heldout.metrics:
+        raise ConfigError("heldout.metrics is empty; name at least one metric")
+    validate_data(config.data)
+    if config.evaluate.cpt_passages is not None:
+        if config.domain != "knowledge":
+            raise ConfigError("evaluate.cpt_passages (continued pretraining) needs domain=knowledge")
+        if config.evaluate.cpt_passages < 1:
+            raise ConfigError(f"evaluate.cpt_passages must be positive, got {config.evaluate.cpt_passages}")
+    validate_continual(config.continual)
+    validate_arc(config.arc)
+
+
+def validate_data(config: DataConfig) -> None:
+    """One way to say what each round reads."""
+    if config.rounds is not None:
+        if not config.rounds:
+            raise ConfigError("data.rounds is empty; name one data file per round")
+        for key in ("path", "per_round"):
+            if getattr(config, key) is not None:
+                raise ConfigError(f"set data.rounds or data.{key}, not both: data.rounds names every round's file")
+    for key in ("limit", "per_round", "heldout_limit"):
+        value = getattr(config, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"data.{key} must be positive, got {value}")
+    if config.reuse_items and (config.rounds is not None or config.per_round is not None):
+        raise ConfigError("data.reuse_items gives every round all items; it cannot be combined with rounds/per_round")
+
+
+def to_yaml(config: SealConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def to_flat_dict(config: SealConfig) -> dict[str, Any]:
+    """`{"inner.lora.rank": 32, ...}`: the shape MLflow params want."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, value)
+        else:
+            flat[prefix] = node
+
+    walk("", OmegaConf.to_container(OmegaConf.structured(config)))
+    return flat

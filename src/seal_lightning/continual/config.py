@@ -1,0 +1,98 @@
+"""The `continual` command's settings: the stream, the strategies and each strategy's hyper-parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from seal_lightning.errors import ConfigError
+
+
+@dataclass
+class ReplayConfig:
+    """Self-edit documents of earlier passages, rehearsed in later updates (an Avalanche storage policy)."""
+
+    # Documents the memory holds across the whole stream.
+    memory_size: int = 32
+    # balanced: an equal share per passage (ExperienceBalancedBuffer); reservoir: uniform over the stream.
+    policy: str = "balanced"
+
+
+@dataclass
+class EWCConfig:
+    """Avalanche's EWCPlugin on the weights the edits change (the LoRA target projections, merged)."""
+
+    ewc_lambda: float = 1.0e5
+    # separate: one penalty per earlier passage; online: one running importance, decayed by decay_factor.
+    mode: str = "online"
+    decay_factor: float | None = 1.0
+
+
+@dataclass
+class LwFConfig:
+    """Avalanche's LwFPlugin: distil toward the model before the current edit, on earlier passages' documents."""
+
+    alpha: float = 1.0
+    temperature: float = 2.0
+    # Documents of earlier passages distilled at each training step.
+    batch_size: int = 2
+
+
+@dataclass
+class GatedConfig:
+    """Gated merge: keep an update at the largest scale that does not hurt a probe of earlier passages."""
+
+    # The largest drop of the probe (mean log-likelihood per token of earlier passages' held-back
+    # documents) an update may cause; a negative drop is a gain.
+    tolerance: float = 0.3
+    # Scales tried in order; an update that fails at every scale is rejected (merged at scale 0).
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
+    # Documents held back per passage as its probe; they are not trained on.
+    probe_documents: int = 2
+
+
+@dataclass
+class ContinualConfig:
+    """Sequential self-edits as a continual-learning stream (SEAL.md, the open problem)."""
+
+    # Passages in the stream (the first ones of `data`), and random orders of them to average over.
+    passages: int = 8
+    sequences: int = 3
+    # One or more of naive, replay, ewc, lwf, gated (comma-separated), compared on the same self-edits.
+    strategy: str = "naive"
+    # Where each strategy's hyper-parameters live (NAME.yaml, merged over the defaults below).
+    strategy_dir: str = "conf/strategies"
+    # The accuracy in the matrix: teacher-forced answer-token accuracy is cheap and bounded;
+    # exact_match / f1 / llm_judge grade greedy answers.
+    metric: str = "token_accuracy"
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    ewc: EWCConfig = field(default_factory=EWCConfig)
+    lwf: LwFConfig = field(default_factory=LwFConfig)
+    gated: GatedConfig = field(default_factory=GatedConfig)
+
+    @property
+    def strategies(self) -> list[str]:
+        return [name.strip() for name in self.strategy.split(",") if name.strip()]
+
+
+STRATEGIES = ("naive", "replay", "ewc", "lwf", "gated")
+
+
+def validate_continual(config: ContinualConfig) -> None:
+    names = config.strategies
+    if not names:
+        raise ConfigError("continual.strategy is empty; name one or more of: " + ", ".join(STRATEGIES))
+    for name in names:
+        if name not in STRATEGIES:
+            raise ConfigError(f"continual.strategy names {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"continual.strategy names a strategy twice: {config.strategy!r}")
+    if config.passages < 2:
+        raise ConfigError(
+            f"continual.passages must be at least 2 (forgetting needs a later edit), got {config.passages}"
+        )
+    if (config.ewc.mode == "online") != (config.ewc.decay_factor is not None):
+        raise ConfigError("continual.ewc.decay_factor must be set for mode=online and null for mode=separate")
+    if not config.gated.scales or not all(0 < scale <= 1 for scale in config.gated.scales):
+        raise ConfigError(f"continual.gated.scales must be numbers in (0, 1], got {config.gated.scales}")
+    if config.gated.tolerance < 0 or config.ewc.ewc_lambda < 0 or config.lwf.alpha < 0:
+        raise ConfigError("continual.gated.tolerance, continual.ewc.ewc_lambda and continual.lwf.alpha must be >= 0")

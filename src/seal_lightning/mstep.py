@@ -1,0 +1,79 @@
+"""The M-step: supervised fine-tuning of the policy on the kept (prompt, self-edit) pairs, then a merge."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import Logger
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from seal_lightning.callbacks import ReSTEMCallback
+from seal_lightning.config import OuterConfig
+from seal_lightning.finetune import LoRAFineTuneModule, example_length, tokenize_example
+
+
+@dataclass(frozen=True)
+class SFTPair:
+    """A self-edit prompt and the kept completion; `cut`: the sampler stopped it at its token limit."""
+
+    prompt: str
+    completion: str
+    cut: bool = False
+
+
+class ReSTEMPolicyModule(LoRAFineTuneModule):
+    """M-step: SFT on (prompt, kept self-edit), loss on the completion only (SEAL: rank 64, all projections)."""
+
+    def __init__(self, policy: PreTrainedModel, config: OuterConfig) -> None:
+        super().__init__(policy, config.lora, config.lr)
+        self.config = config
+        self.plugins: list[ReSTEMCallback] = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        for plugin in self.plugins:
+            loss = plugin.mstep_loss(self, loss)
+        return loss
+
+    def learn(
+        self,
+        pairs: list[SFTPair],
+        tokenizer: PreTrainedTokenizerBase,
+        seed: int,
+        logger: Logger | bool = False,
+        callbacks: list[L.Callback] | None = None,
+    ) -> float:
+        """Train on the pairs; returns the mean SFT loss of the last epoch. The ReST-EM callbacks among
+        `callbacks` may add penalties to each step's loss."""
+        self.plugins = [c for c in callbacks or [] if isinstance(c, ReSTEMCallback)]
+        examples = sft_examples(pairs, tokenizer, self.config.max_length)
+        self.fit(
+            examples,
+            tokenizer,
+            epochs=self.config.epochs,
+            batch_size=self.config.batch_size,
+            seed=seed,
+            logger=logger,
+            callbacks=callbacks,
+        )
+        steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
+        last_epoch = self.losses[-steps_per_epoch:]
+        return sum(last_epoch) / len(last_epoch)
+
+    def merged(self) -> PreTrainedModel:
+        return self.model.merge_and_unload()
+
+
+def sft_examples(
+    pairs: list[SFTPair], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[dict[str, list[int]]]:
+    """The M-step's examples: loss on the completion; a completion the sampler cut is learnt without EOS."""
+    return [tokenize_example(tokenizer, p.prompt, p.completion, max_length, eos=not p.cut) for p in pairs]
+
+
+def cut_pairs(pairs: list[SFTPair], tokenizer: PreTrainedTokenizerBase, max_length: int) -> int:
+    """How many pairs `outer.max_length` cuts (their end is then not learnt)."""
+    return sum(example_length(tokenizer, p.prompt, p.completion) > max_length for p in pairs)

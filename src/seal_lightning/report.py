@@ -1,0 +1,97 @@
+"""Reading evaluation records back: the table (mean ± standard error per row), the per-item view, and the
+paired comparison of two evaluations (`evaluate --compare A B`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from seal_lightning.errors import SealError
+from seal_lightning.stats import mean_stderr, paired_bootstrap
+from seal_lightning.store import RunStore
+
+
+def summarize(records: list[dict], metrics: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Mean and standard error over items, per condition and metric, in the order conditions appear."""
+    by_condition: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        for metric in metrics:
+            by_condition[record["condition"]][metric].append(record[metric])
+    return {
+        condition: {metric: mean_stderr(values) for metric, values in row.items()}
+        for condition, row in by_condition.items()
+    }
+
+
+def format_table(table: dict[str, dict[str, tuple[float, float]]], metrics: list[str]) -> str:
+    header = f"{'condition':<22}" + "".join(f"{metric:>22}" for metric in metrics)
+    rows = [
+        f"{condition:<22}" + "".join(f"{f'{row[m][0]:.3f} ± {row[m][1]:.3f}':>22}" for m in metrics)
+        for condition, row in table.items()
+    ]
+    return "\n".join([header, *rows])
+
+
+def format_per_item(records: list[dict], metrics: list[str]) -> str:
+    """One line per item, one column per condition, under the first metric."""
+    metric = metrics[0]
+    conditions = list(dict.fromkeys(r["condition"] for r in records))
+    titles = list(dict.fromkeys(r["title"] for r in records))
+    value = {(r["title"], r["condition"]): r[metric] for r in records}
+    header = f"{metric + ' per item':<24}" + "".join(f"{c:>14}" for c in conditions)
+    rows = [
+        f"{title[:24]:<24}"
+        + "".join(f"{value[(title, c)]:>14.3f}" if (title, c) in value else f"{'':>14}" for c in conditions)
+        for title in titles
+    ]
+    return "\n".join([header, *rows])
+
+
+def results_file(path: str) -> Path:
+    """The results.jsonl of an evaluation: given as the file, its folder, or a run directory holding one."""
+    target = Path(path)
+    if target.is_file():
+        return target
+    if (target / "results.jsonl").is_file():
+        return target / "results.jsonl"
+    found = sorted(target.glob("evaluate/*/results.jsonl"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise SealError(f"{path}: no evaluation results (results.jsonl, or a run directory with evaluate/*/)")
+    names = ", ".join(str(f.parent) for f in found)
+    raise SealError(f"{path} holds {len(found)} evaluations; name one folder: {names}")
+
+
+def load_results(path: str) -> list[dict]:
+    file = results_file(path)
+    return RunStore(file.parent).read_jsonl(file.name)
+
+
+def compare_results(first: list[dict], second: list[dict], resamples: int) -> str:
+    """Per row and metric both evaluations hold: each mean, and the second minus the first, paired by item,
+    with its 95% bootstrap interval."""
+    index = {(r["condition"], r["item"]): r for r in first}
+    rows = []
+    for condition in dict.fromkeys(r["condition"] for r in second):
+        pairs = [
+            (index[(condition, r["item"])], r)
+            for r in second
+            if r["condition"] == condition and (condition, r["item"]) in index
+        ]
+        if not pairs:
+            continue
+        metrics = [m for m in pairs[0][1] if isinstance(pairs[0][1][m], float) and m in pairs[0][0]]
+        for metric in metrics:
+            before = [a[metric] for a, _ in pairs]
+            after = [b[metric] for _, b in pairs]
+            difference = paired_bootstrap(after, before, resamples)
+            rows.append(
+                f"{condition:<22}{metric:<16}{sum(before) / len(before):>9.3f}{sum(after) / len(after):>9.3f}"
+                f"{difference!s:>28}{'*' if difference.excludes_zero else '':>2}{len(pairs):>5}"
+            )
+    if not rows:
+        raise SealError("the two evaluations share no (row, item): compare evaluations of the same items")
+    header = f"{'condition':<22}{'metric':<16}{'A':>9}{'B':>9}{'B - A [95% interval]':>28}{'':>2}{'n':>5}"
+    note = f"paired by item; percentile bootstrap over {resamples} resamples; * the interval excludes 0"
+    return "\n".join([header, *rows, note])

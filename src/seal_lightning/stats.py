@@ -1,0 +1,60 @@
+"""Summaries over items: mean and standard error, and the paired bootstrap interval of a difference.
+
+Every claim that one model, round or row beats another is a paired comparison over the same items
+(passages, tasks): the per-item differences are resampled with replacement and the interval is read
+off the percentiles of their means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+
+
+def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(variance / len(values))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of `after - before` over n paired items, with its percentile bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    resamples: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def paired_bootstrap(
+    after: Sequence[float], before: Sequence[float], resamples: int = 10000, seed: int = 0
+) -> PairedDifference:
+    """The mean paired difference and its 95% interval: resample the items (with replacement) `resamples`
+    times, take the mean difference of each resample, and read the 2.5th and 97.5th percentiles."""
+    if len(after) != len(before):
+        raise ValueError(f"paired samples differ in length: {len(after)} and {len(before)}")
+    if not after:
+        raise ValueError("no paired items to compare")
+    differences = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(differences), size=(resamples, len(differences)))
+    means = differences[picks].mean(axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return PairedDifference(float(differences.mean()), float(low), float(high), len(differences), resamples)

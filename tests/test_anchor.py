@@ -1,0 +1,40 @@
+"""The M-step's KL anchor: with it, the M-step moves the policy's answers less."""
+
+import torch
+
+from seal_lightning.anchor import AnswerAnchor
+from seal_lightning.config import LoRAConfig, OuterConfig
+from seal_lightning.data.builtin import builtin_passages
+from seal_lightning.data.knowledge import Passage
+from seal_lightning.finetune import IGNORE_INDEX, pad_batch
+from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair
+
+PASSAGES = [Passage.from_row(row) for row in builtin_passages("validation")[:3]]
+
+
+def answer_drift(module: ReSTEMPolicyModule, anchor: AnswerAnchor) -> float:
+    """Mean KL(starting policy || trained policy) over the anchor's answer tokens."""
+    batch = pad_batch(anchor.examples, anchor.tokenizer.pad_token_id)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    where = batch["labels"][:, 1:] != IGNORE_INDEX
+    with torch.no_grad():
+        with module.model.disable_adapter():
+            start = torch.log_softmax(module.model(**inputs).logits[:, :-1][where], dim=-1)
+        now = torch.log_softmax(module.model(**inputs).logits[:, :-1][where], dim=-1)
+    return (start.exp() * (start - now)).sum(-1).mean().item()
+
+
+def test_the_anchor_keeps_the_mstep_from_moving_the_answers(policy, tokenizer, knowledge):
+    domain = knowledge()
+    pairs = [SFTPair(domain.selfedit_prompt(p), "1. It is a fact.\n2. Another fact follows.") for p in PASSAGES]
+    # A small adapter keeps this cheap; the effect is the same as with the paper's rank 64 on every projection.
+    config = OuterConfig(lr=1e-3, epochs=2, batch_size=2, lora=LoRAConfig(rank=8, alpha=16))
+    drifts = {}
+    for weight in (0.0, 20.0):
+        anchor = AnswerAnchor(weight, 4, domain, tokenizer, seed=0)
+        anchor.anchor_on(PASSAGES, seed=0)
+        module = ReSTEMPolicyModule(policy, config)
+        module.learn(pairs, tokenizer, seed=0, callbacks=[anchor] if weight else [])
+        drifts[weight] = answer_drift(module, anchor)
+        module.model.unload()  # the session's policy stays as it was
+    assert drifts[20.0] < 0.5 * drifts[0.0], drifts

@@ -1,0 +1,36 @@
+import math
+
+import pytest
+
+from seal_lightning.stats import mean_stderr, paired_bootstrap
+
+
+def test_mean_and_standard_error():
+    mean, stderr = mean_stderr([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5
+    assert stderr == pytest.approx(math.sqrt((2.25 + 0.25 + 0.25 + 2.25) / 3 / 4))
+    assert math.isnan(mean_stderr([1.0])[1])
+
+
+def test_paired_bootstrap_against_a_hand_computed_case():
+    """Differences (0, 0, 3): a resample's mean is the number k of 3s drawn, k ~ Binomial(3, 1/3), so
+    P(mean 0) = 8/27, P(1) = 12/27, P(2) = 6/27, P(3) = 1/27 = 3.7%. The 2.5th percentile is 0, and since
+    P(mean <= 2) = 26/27 = 96.3% < 97.5%, the 97.5th is 3: the interval is [0, 3] around the mean 1."""
+    difference = paired_bootstrap([1.0, 5.0, 7.0], [1.0, 5.0, 4.0], resamples=20000, seed=1)
+    assert (difference.mean, difference.low, difference.high) == (1.0, 0.0, 3.0)
+    assert difference.n == 3 and not difference.excludes_zero
+
+
+def test_paired_bootstrap_pairs_items_rather_than_pooling_them():
+    """Large spread between items, a constant +0.1 within each pair: the paired interval is exactly +0.1."""
+    before = [-9.0, -1.0, -5.0, -3.0]
+    difference = paired_bootstrap([b + 0.1 for b in before], before)
+    assert difference.low == pytest.approx(0.1) and difference.high == pytest.approx(0.1)
+    assert difference.excludes_zero and str(difference) == "+0.100 [+0.100, +0.100]"
+
+
+def test_paired_bootstrap_needs_pairs():
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_bootstrap([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="no paired items"):
+        paired_bootstrap([], [])
