@@ -19,7 +19,7 @@ from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.heldout import changes, row_values, saved_records
 from seal_lightning.store import RunStore
 
-ROWS = ("passage_selfedit", "policy_selfedit_base", "no_update")
+ROWS = ("passage_selfedit", "policy_selfedit_base", "no_update", "passage_selfedit_minus_no_update")
 
 
 def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | None:
@@ -57,9 +57,10 @@ def main() -> None:
                 notes[name] = note
     print(
         f"| run | what it changes | held-out passages | rounds | round 0 SEAL row ({args.metric}) "
-        "| passage_selfedit change | policy_selfedit_base change | no_update change | training min |"
+        "| passage_selfedit change | policy_selfedit_base change | no_update change "
+        "| passage_selfedit - no_update change | training min |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run_dir in args.runs:
         line = run_line(run_dir, notes.get(run_dir.name, ""), args.metric, args.resamples)
         if line is not None:

@@ -6,24 +6,8 @@ from seal_lightning.cli import main
 from seal_lightning.config import DataConfig
 from seal_lightning.configure import load_config
 from seal_lightning.data.knowledge import load_heldout_passages
-from seal_lightning.report import format_per_item, format_table, summarize
 
 pytestmark = pytest.mark.slow
-
-
-def test_summarize_and_format():
-    records = [
-        {"condition": "no_update", "item": "a", "title": "A", "f1": 0.0},
-        {"condition": "no_update", "item": "b", "title": "B", "f1": 1.0},
-        {"condition": "passage", "item": "a", "title": "A", "f1": 1.0},
-    ]
-    table = summarize(records, ["f1"])
-    assert table["no_update"]["f1"] == (0.5, 0.5)
-    text = format_table(table, ["f1"])
-    assert "0.500 ± 0.500" in text and text.splitlines()[0].split() == ["condition", "f1"]
-    per_item = format_per_item(records, ["f1"]).splitlines()
-    assert per_item[0].split() == ["f1", "per", "item", "no_update", "passage"]
-    assert per_item[2].split() == ["B", "1.000"]
 
 
 def test_evaluate_builtin_heldout_split(tmp_path, capsys):
@@ -100,6 +84,15 @@ def test_evaluate_shared_squad_with_external_selfedits(tmp_path, capsys, shared_
     assert "passage_external" in capsys.readouterr().out
 
 
+def test_evaluate_arc_refuses_a_policy_trained_on_an_evaluation_task(tmp_path, capsys):
+    run = tmp_path / "arc"
+    (run / "round_1").mkdir(parents=True)
+    (run / "round_1" / "selfedits.json").write_text(json.dumps({"68b67ca3": []}))
+    argv = ["evaluate", "domain=arc", f"run_dir={tmp_path / 'eval'}", f"evaluate.policy={run / 'round_1' / 'policy'}"]
+    assert main(argv) == 2
+    assert "held-out item '68b67ca3'" in capsys.readouterr().err
+
+
 def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
     """ICL, the standard configuration, the model's own self-edit and a two-configuration oracle."""
     argv = [
@@ -123,7 +116,9 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
     (results,) = tmp_path.glob("evaluate/*/results.jsonl")
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["condition"] for r in records] == ["icl", "ttt_standard", "ttt_selfedit", "oracle"]
-    assert records[1]["error"] is None and records[1]["selfedit"] == load_config(None, ["domain=arc"]).arc.standard
+    assert records[1]["errors"] == [None] and records[1]["selfedits"] == [
+        load_config(None, ["domain=arc"]).arc.standard
+    ]
 
 
 ARC_ORACLE = [

@@ -139,11 +139,16 @@ def test_rerun_repeats_no_work(run_dir, capsys):
     assert (run_dir / "round_1" / "policy" / "model.safetensors").stat().st_mtime_ns == policy_mtime
 
 
-def test_more_rounds_never_reuse_a_finished_rounds_passages(run_dir, capsys):
-    """Two passages split over two rounds would give round 2 a passage round 1 trained on: refused, one line."""
+def test_more_rounds_never_change_a_finished_rounds_passages(run_dir, capsys):
+    """Two passages split over two rounds would give finished round 1 one passage, and round 2 a passage round 1
+    trained on: refused in one line before any work, the finished round kept."""
+    scores = (run_dir / "round_1" / "scores.jsonl").read_text()
     assert main(["fit", f"run_dir={run_dir}", *TINY, "outer.rounds=2"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert "round 2 would work on" in error and "which round 1 trained on" in error and "\n" not in error
+    captured = capsys.readouterr()
+    assert "held-out" not in captured.out and "round_1" not in captured.err  # no work done
+    assert captured.err.startswith("seal-lightning: error: ") and captured.err.count("\n") == 1
+    assert "started round 1 on other items than the data gives it now" in captured.err
+    assert (run_dir / "round_1" / "scores.jsonl").read_text() == scores
 
 
 def test_interrupted_round_resumes_from_the_last_finished_score(run_dir, tmp_path, capsys):
@@ -190,17 +195,21 @@ def test_fit_arc_round_on_builtin_tasks(tmp_path, capsys):
         "domain=arc",
         f"run_dir={run_dir}",
         "arc.tasks=[6150a2bd]",
+        "data.heldout_limit=1",
         "arc.max_examples=4",
         "sampler.k=2",
         "outer.rounds=1",
         "outer.epochs=1",
     ]
     assert main(argv) == 0
-    assert "round 1/1: 2 self-edits on 1 items" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "round 1/1: 2 self-edits on 1 items" in out
     scored = [json.loads(line) for line in (run_dir / "round_1" / "selfedits_scored.jsonl").read_text().splitlines()]
     assert [s["item"] for s in scored] == ["6150a2bd", "6150a2bd"]
     assert all(0.0 <= s["reward"] <= 1.0 for s in scored)
     assert all(s["error"] is None or s["reward"] == s["baseline"] for s in scored)
     assert (run_dir / "round_1" / "policy" / "model.safetensors").is_file()
+    # Held out: the first of the reference's evaluation tasks, never a training task.
+    assert "SEAL on held-out items after round 1 (seal, token_accuracy)" in out
     assert main(argv) == 0
     assert "round 1: already finished, skipped" in capsys.readouterr().out

@@ -29,8 +29,10 @@ ROUNDS = {
 
 def test_a_trained_round_is_read_through_its_own_conditions():
     values = dict(row_values(DOMAIN, ROUNDS[1], 1, "answer_loglik"))
-    assert set(values) == {"no_update", "passage_selfedit", "policy_selfedit_base"}  # passage: round 0 only
+    # passage: round 0 only; the last row is what learning the self-edit adds over answering without it.
+    assert set(values) == {"no_update", "passage_selfedit", "policy_selfedit_base", "passage_selfedit_minus_no_update"}
     assert values["passage_selfedit"]["b"] == -4.5
+    assert values["passage_selfedit_minus_no_update"]["b"] == 4.0
     start = dict(row_values(DOMAIN, ROUNDS[0], 0, "answer_loglik"))
     # At round 0 the starting model writes for itself: the diagnostic row is the SEAL row.
     assert start["policy_selfedit_base"] == start["passage_selfedit"]
@@ -41,6 +43,7 @@ def test_changes_are_paired_by_item_against_round_0():
     assert (found["passage_selfedit"].mean, found["passage_selfedit"].low) == (0.5, 0.5)
     assert found["no_update"].mean == -0.5 and found["no_update"].high == -0.5
     assert found["policy_selfedit_base"].mean == 0.0 and not found["policy_selfedit_base"].excludes_zero
+    assert found["passage_selfedit_minus_no_update"].mean == 1.0
     assert changes(DOMAIN, ROUNDS, 0, "answer_loglik", 100) == []
 
 

@@ -146,7 +146,9 @@ def test_adapters_on_a_bfloat16_base_stay_float32_as_peft_keeps_them(tokenizer):
     assert all(s["exp_avg"].dtype == torch.float32 for s in module.optimizer.state.values())
     multi.remove()
     assert next(model.parameters()).dtype == torch.bfloat16
-    assert_trained_alike(model, tokenizer, inner, loss_atol=2e-2, update_rtol=2e-2)
+    # Measured here: 0.030 of the update apart with float32 adapters, 0.100 with bfloat16 ones (packing
+    # changes the bfloat16 base's rounding either way); 0.05 tells the two apart.
+    assert_trained_alike(model, tokenizer, inner, loss_atol=2e-2, update_rtol=5e-2)
 
 
 def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokenizer, tmp_path):

@@ -65,7 +65,7 @@ def test_teacher_forced_scores_match_a_token_by_token_computation(policy, tokeni
 
 
 def test_score_questions_reports_each_requested_metric(policy, tokenizer):
-    questions = [Question(ANSWER_TEMPLATE.format(question="What is the capital of France?"), "Paris")]
+    questions = [Question(ANSWER_TEMPLATE.format(title="France", question="What is the capital of France?"), "Paris")]
     metrics = ["answer_loglik", "token_accuracy", "exact_match", "f1"]
     scores = score_questions(policy, tokenizer, questions, metrics, RewardConfig())
     assert set(scores) == set(metrics)

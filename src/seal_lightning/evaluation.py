@@ -115,6 +115,11 @@ class Evaluator:
         self.store = store
         self.folder = folder
 
+    def pending(self, conditions: dict[str, Condition], items: Sequence[Item]) -> int:
+        """How many (row, item) scores are not in the results yet."""
+        done = {(r["condition"], r["item"]) for r in self.store.read_jsonl(f"{self.folder}/results.jsonl")}
+        return sum(key not in done for key in self.keys(conditions, items))
+
     def run(self, conditions: dict[str, Condition], items: Sequence[Item], roles: Roles) -> list[dict]:
         results_name = f"{self.folder}/results.jsonl"
         done = {(r["condition"], r["item"]): r for r in self.store.read_jsonl(results_name)}
@@ -124,12 +129,16 @@ class Evaluator:
         total = len(conditions) * len(items)
         with tqdm(total=total, initial=total - sum(map(len, todo.values())), desc="evaluate") as bar:
             for name, condition in conditions.items():
+                if not todo[name]:
+                    continue
                 scorer = SelfEditScorer(roles.model(condition.adapted), self.tokenizer, self.domain, self.reward)
                 for group in self.groups(condition, todo[name]):
                     selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
                     for item, scores in zip(group, self.score(scorer, condition, group, selfedits), strict=True):
                         record = {"condition": name, "item": item.key, "title": item.title, **scores}
                         record["selfedits"] = selfedits[item.key]
+                        # Why the domain rejected a self-edit (it then trained nothing), per self-edit.
+                        record["errors"] = [self.domain.update(item, text).error for text in selfedits[item.key]]
                         self.store.append_jsonl(results_name, record)
                         done[(name, item.key)] = record
                         bar.update()

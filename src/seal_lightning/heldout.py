@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import SealConfig
 from seal_lightning.configure import to_flat_dict
-from seal_lightning.domains import Domain, Item
+from seal_lightning.domains import Condition, Domain, Item
 from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id
 from seal_lightning.models import load_model
 from seal_lightning.stats import PairedDifference, paired_bootstrap
@@ -58,7 +58,7 @@ class HeldOutEvaluation(ReSTEMCallback):
     def after_round(self, restem: ReSTEM, round_index: int, policy_path: str) -> None:
         self.evaluate(restem, round_index)
 
-    def conditions(self, round_index: int) -> dict[str, object]:
+    def conditions(self, round_index: int) -> dict[str, Condition]:
         available = self.domain.conditions()
         rows = self.domain.heldout_rows.values()
         names = [row.start for row in rows] if round_index == 0 else [row.trained for row in rows if row.trained]
@@ -84,9 +84,13 @@ class HeldOutEvaluation(ReSTEMCallback):
         evaluator = Evaluator(
             self.domain, self.tokenizer, config.reward, settings, self.store, f"heldout/round_{round_index}-{key}"
         )
-        print(f"held-out round {round_index}: {len(self.items)} {self.domain.name} items no round trains on")
-        self.records[round_index] = evaluator.run(self.conditions(round_index), self.items, roles)
-        self.track(round_index)
+        conditions = self.conditions(round_index)
+        fresh = evaluator.pending(conditions, self.items) > 0
+        if fresh:
+            print(f"held-out round {round_index}: {len(self.items)} {self.domain.name} items no round trains on")
+        self.records[round_index] = evaluator.run(conditions, self.items, roles)
+        if fresh:  # a resumed fit logs nothing twice
+            self.track(round_index)
 
     def table(self) -> str:
         return format_heldout(self.domain, self.records, self.config.heldout.metrics, self.config.heldout.resamples)
@@ -133,7 +137,17 @@ def row_values(
         condition = row.start if round_index == 0 else row.trained
         if condition is not None and condition in by_condition:
             found.append((label, by_condition[condition]))
+    rows = dict(found)
+    if domain.headline in rows and domain.unadapted in rows:
+        # What learning the self-edit adds, apart from what the M-steps did to answering without one.
+        headline, unadapted = rows[domain.headline], rows[domain.unadapted]
+        adds = {key: headline[key] - unadapted[key] for key in headline if key in unadapted}
+        found.append((adaptation_label(domain), adds))
     return found
+
+
+def adaptation_label(domain: Domain) -> str:
+    return f"{domain.headline}_minus_{domain.unadapted}"
 
 
 def changes(
@@ -164,7 +178,7 @@ def format_heldout(domain: Domain, records: dict[int, list[dict]], metrics: list
         lines.append(f"{'row':<24}" + "".join(f"{f'round {r}':>34}" for r in rounds))
         per_round = {r: dict(row_values(domain, records[r], r, metric)) for r in rounds}
         per_change = {r: dict(changes(domain, records, r, metric, resamples)) for r in rounds}
-        for label in domain.heldout_rows:
+        for label in [*domain.heldout_rows, adaptation_label(domain)]:
             cells = []
             for r in rounds:
                 value = per_round[r].get(label)

@@ -88,6 +88,8 @@ class ReSTEM:
 
     def fit(self) -> list[RoundSummary]:
         summaries = []
+        for round_index, items in enumerate(self.rounds, start=1):  # refused before any work is done
+            self.check_items(round_index, items)
         with self.tracker.run("fit", "fit", to_flat_dict(self.config)):
             for callback in self.callbacks:
                 callback.on_restem_start(self)
@@ -110,7 +112,6 @@ class ReSTEM:
         started = time.monotonic()
         items = self.rounds[round_index - 1]
         prefix = f"round_{round_index}"
-        self.check_items(round_index, items)
         policy_path = self.policy_path(round_index - 1)
         policy = load_model(self.config.model, policy_path)
         with self.tracker.run(prefix, prefix) as run_id:
@@ -140,23 +141,13 @@ class ReSTEM:
         return summary
 
     def check_items(self, round_index: int, items: list[Item]) -> None:
-        """A round works on the items it started with, and (unless data.reuse_items) on none an earlier round saw."""
+        """A round works on the items it started with (round_items keeps the rounds' items disjoint)."""
         saved = self.store.read_json(f"round_{round_index}/selfedits.json")
         if saved is not None and set(saved) != {item.key for item in items}:
             raise ConfigError(
                 f"run_dir {self.store.root} started round {round_index} on other items than the data gives it "
                 "now (did outer.rounds grow with data.per_round unset?); set data.per_round or use another run_dir"
             )
-        if self.config.data.reuse_items:
-            return
-        for earlier in range(1, round_index):
-            seen = set(self.store.read_json(f"round_{earlier}/selfedits.json") or {})
-            repeated = [item.title for item in items if item.key in seen]
-            if repeated:
-                raise ConfigError(
-                    f"round {round_index} would work on {repeated[0]!r}, which round {earlier} trained on; "
-                    "each round needs new items (data.per_round, data.rounds)"
-                )
 
     def sample_selfedits(
         self, prefix: str, items: list[Item], sampler: Sampler, round_index: int

@@ -87,6 +87,8 @@ class ArcDomain:
         "policy_selfedit_base": HeldOutRow("ttt_selfedit", "policy_selfedit_base"),
     }
     headline = "seal"
+    # The row without an update: the headline minus it is what learning the self-edit adds.
+    unadapted = "icl"
 
     def __init__(self, config: SealConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         self.config = config

@@ -75,6 +75,7 @@ class Domain(Protocol):
     # fit's held-out table, by row label; `headline` is the row whose gain over round 0 says whether SEAL worked.
     heldout_rows: dict[str, HeldOutRow]
     headline: str
+    unadapted: str
 
     def load(self, path: str | None = None) -> Sequence[Item]:
         """Training items (passages, tasks): those of `path`, else of `data.path` or the built-in set."""

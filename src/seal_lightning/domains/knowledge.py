@@ -53,6 +53,8 @@ class KnowledgeDomain:
         "policy_selfedit_base": HeldOutRow("passage_selfedit", "policy_selfedit_base"),
     }
     headline = "passage_selfedit"
+    # The row without an update: the headline minus it is what learning the self-edit adds.
+    unadapted = "no_update"
 
     def __init__(self, config: SealConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         self.config = config
