@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=${RUN_ROOT:-runs/heldout_search}
-screen="data.builtin_seed=0 data.per_round=12 data.heldout_limit=16 outer.anchor=0"
+screen="data.builtin_seed=0 data.per_round=12 data.heldout_limit=16 outer.anchor=0 outer.epochs=2"
 declare -A runs=(
     [paper_mstep]="$screen"
     [mstep_lr3e-5]="$screen outer.lr=3e-5"
