@@ -31,9 +31,7 @@ def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | Non
     last = max(rounds)
     found = dict(changes(KnowledgeDomain, records, last, metric, resamples))
     start = dict(row_values(KnowledgeDomain, records[0], 0, metric))["passage_selfedit"]
-    minutes = sum(
-        json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds
-    ) / 60
+    minutes = sum(json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds) / 60
     cells = [f"{found[row]}{' *' if found[row].excludes_zero else ''}" if row in found else "" for row in ROWS]
     return (
         f"| {run_dir.name} | {note} | {len(start)} | {last} | {sum(start.values()) / len(start):.3f} | "
