@@ -38,6 +38,7 @@ for name in "${names[@]}"; do
     if [[ " ${mstep_only[*]} " == *" $name "* ]]; then seed_from_paper_mstep "$name"; fi
     bash scripts/run.sh python -m seal_lightning fit --config conf/heldout.yaml run_dir="$root/$name" ${runs[$name]}
 done
-bash scripts/run.sh python experiments/heldout_table.py --notes experiments/heldout_search.tsv "$root"/* \
+runs_in_order=("$root/paper_mstep" "${mstep_only[@]/#/$root/}")
+bash scripts/run.sh python experiments/heldout_table.py --notes experiments/heldout_search.tsv "${runs_in_order[@]}" \
     > experiments/heldout_search.md
 cat experiments/heldout_search.md

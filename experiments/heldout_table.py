@@ -30,6 +30,8 @@ def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | Non
         return None
     last = max(rounds)
     found = dict(changes(KnowledgeDomain, records, last, metric, resamples))
+    if KnowledgeDomain.headline not in found:  # the last round's held-out evaluation did not finish
+        return None
     start = dict(row_values(KnowledgeDomain, records[0], 0, metric))["passage_selfedit"]
     minutes = sum(json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds) / 60
     cells = [f"{found[row]}{' *' if found[row].excludes_zero else ''}" if row in found else "" for row in ROWS]
@@ -59,14 +61,19 @@ def main() -> None:
         "| passage_selfedit - no_update change | training min |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
+    unfinished = []
     for run_dir in args.runs:
         line = run_line(run_dir, notes.get(run_dir.name, ""), args.metric, args.resamples)
-        if line is not None:
+        if line is None:
+            unfinished.append(run_dir.name)
+        else:
             print(line)
     print(
         f"\nChanges: last round minus round 0, paired by passage, 95% percentile bootstrap interval over "
         f"{args.resamples} resamples; * marks an interval that excludes zero."
     )
+    if unfinished:
+        print(f"\nNo held-out result yet (the run did not finish a round and its evaluation): {', '.join(unfinished)}.")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def test_changes_are_paired_by_item_against_round_0():
 def test_the_table_ends_with_the_verdict_on_the_headline_row():
     text = format_heldout(DOMAIN, ROUNDS, ["answer_loglik"], resamples=2000)
     assert "held-out answer_loglik: mean over 4 items" in text
+    header, *rows = text.splitlines()[1:7]
+    round_0_ends = header.index("round 0") + len("round 0")
+    assert all(row[round_0_ends - 1].isdigit() for row in rows), "round 0's column is aligned in every row"
     assert text.splitlines()[-1] == (
         "SEAL on held-out items after round 1 (passage_selfedit, answer_loglik): +0.500 [+0.500, +0.500] vs round 0, "
         "above zero"

@@ -172,13 +172,15 @@ def format_heldout(domain: Domain, records: dict[int, list[dict]], metrics: list
     the verdict on the headline row's first metric."""
     rounds = sorted(records)
     items = len({r["item"] for r in records.get(0, [])})
+    labels = [*domain.heldout_rows, adaptation_label(domain)]
+    width = max(len(label) for label in labels)
     lines = []
     for metric in metrics:
         lines.append(f"held-out {metric}: mean over {items} items no round trained or selected on")
-        lines.append(f"{'row':<24}" + "".join(f"{f'round {r}':>34}" for r in rounds))
+        lines.append(f"{'row':<{width}}" + "".join(f"{f'round {r}':>34}" for r in rounds))
         per_round = {r: dict(row_values(domain, records[r], r, metric)) for r in rounds}
         per_change = {r: dict(changes(domain, records, r, metric, resamples)) for r in rounds}
-        for label in [*domain.heldout_rows, adaptation_label(domain)]:
+        for label in labels:
             cells = []
             for r in rounds:
                 value = per_round[r].get(label)
@@ -186,7 +188,7 @@ def format_heldout(domain: Domain, records: dict[int, list[dict]], metrics: list
                 if label in per_change[r]:
                     text += f" ({per_change[r][label]})"
                 cells.append(f"{text:>34}")
-            lines.append(f"{label:<24}" + "".join(cells))
+            lines.append(f"{label:<{width}}" + "".join(cells).rstrip())
     lines.append(f"(change from round 0) paired by item, 95% percentile bootstrap interval over {resamples} resamples")
     last = rounds[-1]
     headline = dict(changes(domain, records, last, metrics[0], resamples)).get(domain.headline)
