@@ -23,6 +23,7 @@ declare -A runs=(
     [min_gain0]="$screen outer.min_gain=0"
 )
 mstep_only=(mstep_lr3e-5 anchor1 anchor10 anchor10_epochs6 min_gain0)
+in_order=(paper_mstep "${mstep_only[@]}")
 
 seed_from_paper_mstep() {
     local from="$root/paper_mstep" to="$root/$1"
@@ -33,12 +34,11 @@ seed_from_paper_mstep() {
 }
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(paper_mstep "${mstep_only[@]}")
+[ ${#names[@]} -gt 0 ] || names=("${in_order[@]}")
 for name in "${names[@]}"; do
     if [[ " ${mstep_only[*]} " == *" $name "* ]]; then seed_from_paper_mstep "$name"; fi
     bash scripts/run.sh python -m seal_lightning fit --config conf/heldout.yaml run_dir="$root/$name" ${runs[$name]}
 done
-runs_in_order=("$root/paper_mstep" "${mstep_only[@]/#/$root/}")
-bash scripts/run.sh python experiments/heldout_table.py --notes experiments/heldout_search.tsv "${runs_in_order[@]}" \
+bash scripts/run.sh python experiments/heldout_table.py --notes experiments/heldout_search.tsv "${in_order[@]/#/$root/}" \
     > experiments/heldout_search.md
 cat experiments/heldout_search.md

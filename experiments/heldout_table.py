@@ -16,10 +16,10 @@ from pathlib import Path
 
 from seal_lightning.configure import load_config
 from seal_lightning.domains.knowledge import KnowledgeDomain
-from seal_lightning.heldout import changes, row_values, saved_records
+from seal_lightning.heldout import adaptation_label, changes, row_values, saved_records
 from seal_lightning.store import RunStore
 
-ROWS = ("passage_selfedit", "policy_selfedit_base", "no_update", "passage_selfedit_minus_no_update")
+ROWS = (KnowledgeDomain.headline, "policy_selfedit_base", KnowledgeDomain.unadapted, adaptation_label(KnowledgeDomain))
 
 
 def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | None:
@@ -32,7 +32,7 @@ def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | Non
     found = dict(changes(KnowledgeDomain, records, last, metric, resamples))
     if KnowledgeDomain.headline not in found:  # the last round's held-out evaluation did not finish
         return None
-    start = dict(row_values(KnowledgeDomain, records[0], 0, metric))["passage_selfedit"]
+    start = dict(row_values(KnowledgeDomain, records[0], 0, metric))[KnowledgeDomain.headline]
     minutes = sum(json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds) / 60
     cells = [f"{found[row]}{' *' if found[row].excludes_zero else ''}" if row in found else "" for row in ROWS]
     return (

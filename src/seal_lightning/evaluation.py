@@ -115,14 +115,18 @@ class Evaluator:
         self.store = store
         self.folder = folder
 
+    def results(self) -> dict[tuple[str, str], dict]:
+        """The records scored so far, by (row, item)."""
+        return {(r["condition"], r["item"]): r for r in self.store.read_jsonl(f"{self.folder}/results.jsonl")}
+
     def pending(self, conditions: dict[str, Condition], items: Sequence[Item]) -> int:
         """How many (row, item) scores are not in the results yet."""
-        done = {(r["condition"], r["item"]) for r in self.store.read_jsonl(f"{self.folder}/results.jsonl")}
+        done = self.results()
         return sum(key not in done for key in self.keys(conditions, items))
 
     def run(self, conditions: dict[str, Condition], items: Sequence[Item], roles: Roles) -> list[dict]:
         results_name = f"{self.folder}/results.jsonl"
-        done = {(r["condition"], r["item"]): r for r in self.store.read_jsonl(results_name)}
+        done = self.results()
         todo = {name: [item for item in items if (name, item.key) not in done] for name in conditions}
         writers = {c.writer for name, c in conditions.items() if c.source == "sampled" and todo[name]}
         sampled = {writer: self.sampled(writer, roles, items) for writer in sorted(writers)}
@@ -134,11 +138,12 @@ class Evaluator:
                 scorer = SelfEditScorer(roles.model(condition.adapted), self.tokenizer, self.domain, self.reward)
                 for group in self.groups(condition, todo[name]):
                     selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
-                    for item, scores in zip(group, self.score(scorer, condition, group, selfedits), strict=True):
+                    updates = {i.key: [self.domain.update(i, text) for text in selfedits[i.key]] for i in group}
+                    for item, scores in zip(group, self.score(scorer, condition, group, updates), strict=True):
                         record = {"condition": name, "item": item.key, "title": item.title, **scores}
                         record["selfedits"] = selfedits[item.key]
                         # Why the domain rejected a self-edit (it then trained nothing), per self-edit.
-                        record["errors"] = [self.domain.update(item, text).error for text in selfedits[item.key]]
+                        record["errors"] = [update.error for update in updates[item.key]]
                         self.store.append_jsonl(results_name, record)
                         done[(name, item.key)] = record
                         bar.update()
@@ -183,7 +188,11 @@ class Evaluator:
         return {key: [Completion(**c) for c in cs] for key, cs in saved.items()}
 
     def score(
-        self, scorer: SelfEditScorer, condition: Condition, items: list[Item], selfedits: dict[str, list[str]]
+        self,
+        scorer: SelfEditScorer,
+        condition: Condition,
+        items: list[Item],
+        updates: dict[str, list[SelfEditUpdate]],
     ) -> list[Scores]:
         metrics = self.settings.metrics
         if condition.source == "none":
@@ -191,16 +200,12 @@ class Evaluator:
         seed = self.settings.seed
         if self.settings.cpt_passages is not None:
             # Continued pretraining: one update on every item's documents, then each item's questions.
-            update = combined([self.domain.update(item, selfedits[item.key][0]) for item in items])
+            update = combined([updates[item.key][0] for item in items])
             (scores,) = scorer.measure([Job(update, seed, tuple(self.domain.questions(i) for i in items))], metrics)
             return scores
-        jobs = [
-            Job(self.domain.update(item, text), seed, (self.domain.questions(item),))
-            for item in items
-            for text in selfedits[item.key]
-        ]
+        jobs = [Job(update, seed, (self.domain.questions(item),)) for item in items for update in updates[item.key]]
         measured = iter(scorer.measure(jobs, metrics))
-        per_item = [[next(measured)[0] for _ in selfedits[item.key]] for item in items]
+        per_item = [[next(measured)[0] for _ in updates[item.key]] for item in items]
         # Several fixed self-edits make an oracle (the best per metric); sampled ones average.
         pick = max if condition.source == "fixed" else _mean
         return [{metric: pick([s[metric] for s in scores]) for metric in metrics} for scores in per_item]
