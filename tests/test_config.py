@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,32 @@ def test_domain_defaults_sit_below_files_and_overrides(tmp_path):
     assert load_config().run_dir == "runs/knowledge"
     paper = load_config(str(REPO / "conf" / "arc_paper.yaml"))
     assert (paper.arc.tasks, paper.arc.max_examples, paper.sampler.k) == (None, 24, 15)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"outer: [unclosed\n", "is not valid YAML: did not find expected ',' or ']' (line 2, column 1)"),
+        (b"outer:\n  rounds: 1\n\tepochs: 2\n", "is not valid YAML: found a tab character"),
+        (b"- outer\n- inner\n", "must hold a mapping of sections (key: value), not a list"),
+        (b"\xff\xfe\x00outer", "is not UTF-8 text"),
+        (b"outer:\n  roundz: 2\n", "outer.roundz"),
+    ],
+)
+def test_broken_yaml_file_is_one_line_naming_it(tmp_path, content, expected, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(content)
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("override", ["outer.rounds=[1", "inner.lora={rank"])
+def test_broken_yaml_override_is_one_line_naming_it(override):
+    with pytest.raises(ConfigError, match=re.escape(f"override {override!r} is not valid YAML")) as info:
+        load_config(None, ["outer.epochs=2", override])
+    assert "\n" not in str(info.value)
 
 
 def test_missing_config_file():

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -58,12 +59,9 @@ def load_config(
     try:
         layers = [OmegaConf.from_dotlist(list(defaults))] if defaults else []
         if config_file is not None:
-            path = Path(config_file)
-            if not path.is_file():
-                raise ConfigError(f"config file not found: {config_file}")
-            layers.append(OmegaConf.load(path))
+            layers.append(read_yaml(Path(config_file), "config file"))
         if overrides:
-            layers.append(OmegaConf.from_dotlist(overrides))
+            layers.append(_parse_overrides(overrides))
         merged: DictConfig = OmegaConf.merge(OmegaConf.structured(SealConfig), *layers)
         if merged.domain not in DOMAINS:
             raise ConfigError(f"domain={merged.domain!r} is not one of: {', '.join(DOMAINS)}")
@@ -88,8 +86,39 @@ def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
         path = folder / f"{name}.yaml"
         if not path.is_file():
             raise ConfigError(f"strategy file not found: {path} (continual.strategy_dir={folder})")
-        layers.append(OmegaConf.create({"continual": {name: OmegaConf.load(path)}}))
+        layers.append(OmegaConf.create({"continual": {name: read_yaml(path, "strategy file")}}))
     return layers
+
+
+def read_yaml(path: Path, what: str) -> DictConfig:
+    """A YAML mapping, or one line naming the file and what is wrong with it (yaml's own errors span lines)."""
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{what} {path} must hold a mapping of sections (key: value), not a list")
+    return loaded
+
+
+def _parse_overrides(overrides: list[str]) -> DictConfig:
+    for item in overrides:  # one at a time, so that the error names the override that is broken
+        try:
+            OmegaConf.from_dotlist([item])
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r} is not valid YAML: {_yaml_problem(exc)}") from None
+    return OmegaConf.from_dotlist(overrides)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`did not find expected ',' or ']' (line 2, column 1)` from yaml's multi-line message."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 # `sampler=vllm` is short for `sampler.backend=vllm`.
