@@ -19,6 +19,15 @@ def test_summarize_and_format():
     assert per_item[2].split() == ["B", "1.000"]
 
 
+def test_per_item_columns_stay_apart_for_long_condition_names():
+    long = "policy_selfedit_base_long"
+    records = [record("passage_selfedit", "a", -6.174), record(long, "a", -5.461)]
+    header, row = format_per_item(records, ["f1"]).splitlines()
+    assert header.split() == ["f1", "per", "item", "passage_selfedit", long]
+    assert row.split() == ["A", "-6.174", "-5.461"]
+    assert header.index(long) + len(long) == len(row)  # values end under their column's name
+
+
 def test_compare_pairs_rows_by_item_and_leaves_out_unpaired_ones():
     first = [record("passage", "a", 0.2), record("passage", "b", 0.4), record("passage", "c", 0.9)]
     second = [record("passage", "a", 0.3), record("passage", "b", 0.5), record("no_update", "a", 0.0)]

@@ -38,10 +38,11 @@ def format_per_item(records: list[dict], metrics: list[str]) -> str:
     conditions = list(dict.fromkeys(r["condition"] for r in records))
     titles = list(dict.fromkeys(r["title"] for r in records))
     value = {(r["title"], r["condition"]): r[metric] for r in records}
-    header = f"{metric + ' per item':<24}" + "".join(f"{c:>14}" for c in conditions)
+    width = {c: max(10, len(c)) + 2 for c in conditions}  # a column never narrower than its name
+    header = f"{metric + ' per item':<24}" + "".join(f"{c:>{width[c]}}" for c in conditions)
     rows = [
         f"{title[:24]:<24}"
-        + "".join(f"{value[(title, c)]:>14.3f}" if (title, c) in value else f"{'':>14}" for c in conditions)
+        + "".join(f"{value[(title, c)]:>{width[c]}.3f}" if (title, c) in value else " " * width[c] for c in conditions)
         for title in titles
     ]
     return "\n".join([header, *rows])
