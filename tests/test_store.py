@@ -20,6 +20,24 @@ def test_jsonl_drops_a_line_cut_short_by_a_crash(tmp_path):
     assert store.read_jsonl("s.jsonl") == [{"i": 0}, {"i": 1}]
 
 
+@pytest.mark.parametrize("partial", ['{"i": 2', '{"text": "' + "é" * 5000])  # short, and longer than a block
+def test_append_after_a_cut_line_keeps_the_next_record(tmp_path, partial):
+    store = RunStore(tmp_path)
+    store.append_jsonl("s.jsonl", {"i": 0})
+    with store.path("s.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(partial)  # a crash mid-append
+    store.append_jsonl("s.jsonl", {"i": 3})
+    store.append_jsonl("s.jsonl", {"i": 4})
+    assert store.read_jsonl("s.jsonl") == [{"i": 0}, {"i": 3}, {"i": 4}]
+
+
+def test_append_to_a_file_whose_only_line_was_cut(tmp_path):
+    store = RunStore(tmp_path)
+    store.path("s.jsonl").write_text('{"i": ')
+    store.append_jsonl("s.jsonl", {"i": 1})
+    assert store.path("s.jsonl").read_text() == '{"i": 1}\n'
+
+
 def test_write_dir_replaces_only_when_the_writer_finishes(tmp_path):
     store = RunStore(tmp_path)
     store.write_dir("policy", lambda folder: (folder / "w.txt").write_text("one"))

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from seal_lightning.errors import SealError
 
@@ -54,10 +54,12 @@ class RunStore:
             raise SealError(f"{target} is corrupt ({exc}); delete it to redo that step") from None
 
     def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
+        """Append one line; a line a crash cut short is cut off first, or the new record would be glued to it."""
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        with target.open("a+b") as handle:
+            _drop_partial_line(handle)
+            handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -88,3 +90,20 @@ class RunStore:
             if staging.exists():
                 shutil.rmtree(staging)
         return target
+
+
+def _drop_partial_line(handle: BinaryIO, block: int = 4096) -> None:
+    """Truncate an append handle's file after its last newline: the unfinished record after it is lost work."""
+    end = handle.seek(0, os.SEEK_END)
+    position = end
+    while position > 0:
+        start = max(0, position - block)
+        handle.seek(start)
+        chunk = handle.read(position - start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            position = start + newline + 1
+            break
+        position = start
+    if position < end:
+        handle.truncate(position)
