@@ -10,6 +10,12 @@ from seal_lightning.data.knowledge import load_heldout_passages
 pytestmark = pytest.mark.slow
 
 
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The words of each printed line, by its first word, above the steps (row minus the row above)."""
+    table = out.split("row - row above")[0]
+    return {line.split()[0]: line.split() for line in table.splitlines() if line.split()}
+
+
 def test_evaluate_builtin_heldout_split(tmp_path, capsys):
     argv = [
         "evaluate",
@@ -20,11 +26,16 @@ def test_evaluate_builtin_heldout_split(tmp_path, capsys):
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("no_update", "passage"))}
-    assert set(rows) == {"no_update", "passage"}
+    rows = table_rows(out)
+    assert {"no_update", "passage"} <= set(rows)
     # Training on the passage teaches its (fictional) answers: the log-likelihood must rise.
-    loglik = {name: float(row.split()[1]) for name, row in rows.items()}
-    assert loglik["passage"] > loglik["no_update"]
+    assert float(rows["passage"][1]) > float(rows["no_update"][1])
+    (step,) = [
+        words
+        for words in map(str.split, out.splitlines())
+        if words[:4] == ["passage", "-", "no_update", "answer_loglik"]
+    ]
+    assert step[4:6] == [rows["no_update"][1], rows["passage"][1]] and step[-1] == "2"
     results = list(tmp_path.glob("evaluate/*/results.jsonl"))
     assert len(results) == 1 and len(results[0].read_text().splitlines()) == 4
     heldout = [p.key for p in load_heldout_passages(DataConfig(heldout_limit=2))]
@@ -108,7 +119,7 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "rows left out: seal" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
+    rows = table_rows(out)
     assert {"icl", "ttt_standard", "ttt_selfedit", "oracle"} <= set(rows)
     assert rows["66e6c45b"][1:] == [rows[c][1] for c in ("icl", "ttt_standard", "ttt_selfedit", "oracle")]
     # The oracle reports the best configuration per task, so it is never below the standard one it includes.

@@ -1,7 +1,7 @@
 import pytest
 
 from seal_lightning.errors import SealError
-from seal_lightning.report import compare_results, format_per_item, format_table, summarize
+from seal_lightning.report import compare_results, format_per_item, format_steps, format_table, summarize
 
 
 def record(condition, item, value):
@@ -36,6 +36,46 @@ def test_compare_pairs_rows_by_item_and_leaves_out_unpaired_ones():
     # Items a and b only: +0.1 each, so the interval is exactly +0.1, and it excludes zero (*).
     assert row.split() == ["passage", "f1", "0.300", "0.400", "+0.100", "[+0.100,", "+0.100]", "*", "2"]
     assert not any(line.startswith("no_update") for line in lines)
+
+
+def test_steps_pair_each_row_with_the_row_above_it():
+    records = [
+        record("no_update", "a", 0.1),
+        record("no_update", "b", 0.3),
+        record("passage", "a", 0.4),
+        record("passage", "b", 0.6),
+        record("policy_selfedit", "a", 0.4),
+    ]
+    header, first, second, note = format_steps(records, ["f1"], resamples=1000).splitlines()
+    assert header.split()[:3] == ["row", "-", "row"]
+    # passage - no_update: +0.3 on both items; policy_selfedit - passage: item a only, +0.0.
+    assert first.split() == [
+        "passage",
+        "-",
+        "no_update",
+        "f1",
+        "0.200",
+        "0.500",
+        "+0.300",
+        "[+0.300,",
+        "+0.300]",
+        "*",
+        "2",
+    ]
+    assert second.split() == [
+        "policy_selfedit",
+        "-",
+        "passage",
+        "f1",
+        "0.400",
+        "0.400",
+        "+0.000",
+        "[+0.000,",
+        "+0.000]",
+        "1",
+    ]
+    assert note.startswith("paired by item")
+    assert format_steps([record("no_update", "a", 0.1)], ["f1"], resamples=10) == ""
 
 
 def test_compare_needs_shared_items():

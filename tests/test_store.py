@@ -1,6 +1,31 @@
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 
+from seal_lightning.cli import main
+from seal_lightning.errors import SealError
 from seal_lightning.store import RunStore
+
+HOLDER = """
+import sys, time
+from seal_lightning.store import RunStore
+with RunStore(sys.argv[1]).hold("fit"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.fixture
+def held_run(tmp_path):
+    """A run directory held by another process, as a running `fit` holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    yield tmp_path, holder
+    holder.kill()
+    holder.wait()
 
 
 def test_json_round_trip_and_no_temp_files_left(tmp_path):
@@ -50,3 +75,28 @@ def test_write_dir_replaces_only_when_the_writer_finishes(tmp_path):
         store.write_dir("policy", failing)
     assert (tmp_path / "policy" / "w.txt").read_text() == "one"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]
+
+
+def test_a_second_writer_is_refused_naming_the_first(held_run):
+    run_dir, holder = held_run
+    in_use = f"run_dir {run_dir} is in use by process {holder.pid} on .* \\(fit, since"
+    with pytest.raises(SealError, match=in_use), RunStore(run_dir).hold("evaluate"):
+        pass
+
+
+def test_a_command_on_a_held_run_exits_2_with_one_line(held_run, capsys):
+    run_dir, holder = held_run
+    assert main(["evaluate", f"run_dir={run_dir}", "data.heldout_limit=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"is in use by process {holder.pid}" in err
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(held_run):
+    run_dir, holder = held_run
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert "fit" in (run_dir / ".lock").read_text()  # left behind by the killed holder
+    with RunStore(run_dir).hold("evaluate"):
+        assert f"process {os.getpid()} " in (run_dir / ".lock").read_text()
+    with RunStore(run_dir).hold("fit"):  # released on exit: the same process may take it again
+        pass

@@ -18,7 +18,8 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from seal_lightning.config import SealConfig
@@ -98,15 +99,18 @@ def open_domain(config: SealConfig) -> tuple[Domain, PreTrainedTokenizerBase]:
     return build_domain(config, tokenizer), tokenizer
 
 
-def open_run(config: SealConfig, resumable: bool = True) -> tuple[RunStore, Tracker]:
-    """The run directory and MLflow tracker, opened once the command's data has loaded (a bad file writes
-    nothing). With `resumable`, the run directory must hold this config's run or none."""
+@contextmanager
+def open_run(config: SealConfig, command: str, resumable: bool = True) -> Iterator[tuple[RunStore, Tracker]]:
+    """The run directory, held by this command alone, and the MLflow tracker, opened once the command's data
+    has loaded (a bad file writes nothing). With `resumable`, the run directory must hold this config's run
+    or none."""
     from seal_lightning.tracking import Tracker
 
     store = RunStore(config.run_dir)
-    if resumable:
-        check_resumable(store, config)
-    return store, Tracker(config.tracking, store)
+    with store.hold(command):
+        if resumable:
+            check_resumable(store, config)
+        yield store, Tracker(config.tracking, store)
 
 
 def fit(config: SealConfig) -> int:
@@ -120,21 +124,21 @@ def fit(config: SealConfig) -> int:
     rounds = round_items(domain, config.data, config.outer.rounds)
     heldout = list(domain.load_heldout()) if config.heldout.enabled else []
     check_heldout(heldout, {item.key for items in rounds for item in items}, "the rounds train on")
-    store, tracker = open_run(config)
-    evaluation = HeldOutEvaluation(config, domain, heldout, tokenizer, store, tracker) if heldout else None
-    callbacks: list[ReSTEMCallback] = [evaluation] if evaluation else []
-    if config.outer.anchor > 0:
-        callbacks.append(AnswerAnchor(config.outer.anchor, config.outer.batch_size, domain, tokenizer, config.seed))
-    sizes = ", ".join(str(len(items)) for items in rounds)
-    print(f"seal-lightning fit: {len(rounds)} rounds on {sizes} {domain.name} items, run dir {store.root}")
-    summaries = ReSTEM(config, domain, rounds, tokenizer, store, tracker, callbacks).fit()
-    print("training rounds (each on its own items; not evidence of generalisation):")
-    print(format_table(summaries))
-    if evaluation:
-        print(evaluation.table())
-    print(f"policy of the last round: {store.path(f'round_{config.outer.rounds}/policy')}")
-    print(f"MLflow store: {tracker.uri}   (mlflow ui --backend-store-uri {tracker.uri})")
-    return 0
+    with open_run(config, "fit") as (store, tracker):
+        evaluation = HeldOutEvaluation(config, domain, heldout, tokenizer, store, tracker) if heldout else None
+        callbacks: list[ReSTEMCallback] = [evaluation] if evaluation else []
+        if config.outer.anchor > 0:
+            callbacks.append(AnswerAnchor(config.outer.anchor, config.outer.batch_size, domain, tokenizer, config.seed))
+        sizes = ", ".join(str(len(items)) for items in rounds)
+        print(f"seal-lightning fit: {len(rounds)} rounds on {sizes} {domain.name} items, run dir {store.root}")
+        summaries = ReSTEM(config, domain, rounds, tokenizer, store, tracker, callbacks).fit()
+        print("training rounds (each on its own items; not evidence of generalisation):")
+        print(format_table(summaries))
+        if evaluation:
+            print(evaluation.table())
+        print(f"policy of the last round: {store.path(f'round_{config.outer.rounds}/policy')}")
+        print(f"MLflow store: {tracker.uri}   (mlflow ui --backend-store-uri {tracker.uri})")
+        return 0
 
 
 def evaluate(config: SealConfig) -> int:
@@ -142,7 +146,6 @@ def evaluate(config: SealConfig) -> int:
     from seal_lightning.data.rounds import check_heldout, trained_keys
     from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id, external_selfedits
     from seal_lightning.models import load_model, resolve_model_path
-    from seal_lightning.report import format_per_item, format_table, summarize
     from seal_lightning.sampling import Sampler, build_sampler
 
     domain, tokenizer = open_domain(config)
@@ -168,38 +171,48 @@ def evaluate(config: SealConfig) -> int:
         external=external_selfedits(external) if "passage_external" in conditions and external else {},
         external_path=external,
     )
-    store, tracker = open_run(config, resumable=False)
-    samplers: list[Sampler] = []
+    with open_run(config, "evaluate", resumable=False) as (store, tracker):
+        samplers: list[Sampler] = []
 
-    def sampler_on(model, path: str) -> Sampler:
-        if not samplers:
-            samplers.append(build_sampler(config.sampler, model, tokenizer, path, config.seed))
-        samplers[0].update_policy(model, path)
-        return samplers[0]
+        def sampler_on(model, path: str) -> Sampler:
+            if not samplers:
+                samplers.append(build_sampler(config.sampler, model, tokenizer, path, config.seed))
+            samplers[0].update_policy(model, path)
+            return samplers[0]
 
-    roles = Roles(paths, lambda path: load_model(config.model, path), sampler_on)
-    cpt = f", continued pretraining on {config.evaluate.cpt_passages} at once" if config.evaluate.cpt_passages else ""
-    print(f"seal-lightning evaluate: {config.model.name} on {len(items)} held-out {domain.name} items{cpt} -> "
-          f"{store.path(folder)}")  # fmt: skip
-    with tracker.run(folder, "evaluate", to_flat_dict(config)):
-        try:
-            records = Evaluator(domain, tokenizer, config.reward, settings, store, folder).run(conditions, items, roles)
-        finally:
-            for sampler in samplers:
-                sampler.close()
-        metrics = config.evaluate.metrics
-        table = summarize(records, metrics)
-        text = format_table(table, metrics)
-        store.write_text(f"{folder}/table.txt", text + "\n")
-        store.write_text(f"{folder}/per_item.txt", format_per_item(records, metrics) + "\n")
-        tracker.log_metrics({f"{row}/{m}": mean for row, values in table.items() for m, (mean, _) in values.items()})
-        for name in ("table.txt", "per_item.txt", "results.jsonl"):
-            tracker.log_artifact(store.path(f"{folder}/{name}"))
+        roles = Roles(paths, lambda path: load_model(config.model, path), sampler_on)
+        cpt = f", continued pretraining on {settings.cpt_passages} at once" if settings.cpt_passages else ""
+        print(f"seal-lightning evaluate: {config.model.name} on {len(items)} held-out {domain.name} items{cpt} -> "
+              f"{store.path(folder)}")  # fmt: skip
+        with tracker.run(folder, "evaluate", to_flat_dict(config)):
+            evaluator = Evaluator(domain, tokenizer, config.reward, settings, store, folder)
+            try:
+                records = evaluator.run(conditions, items, roles)
+            finally:
+                for sampler in samplers:
+                    sampler.close()
+            text = report_evaluation(records, config, store, tracker, folder)
     if len(items) <= 20:
         print(store.path(f"{folder}/per_item.txt").read_text(), end="")
     print(text)
     print(f"MLflow store: {tracker.uri}")
     return 0
+
+
+def report_evaluation(records: list[dict], config: SealConfig, store: RunStore, tracker: Tracker, folder: str) -> str:
+    """Write the table (with each row's step over the row above it) and the per-item view, log them; the table."""
+    from seal_lightning.report import format_per_item, format_steps, format_table, summarize
+
+    metrics = config.evaluate.metrics
+    table = summarize(records, metrics)
+    steps = format_steps(records, metrics, config.heldout.resamples)
+    text = "\n".join(filter(None, [format_table(table, metrics), steps]))
+    store.write_text(f"{folder}/table.txt", text + "\n")
+    store.write_text(f"{folder}/per_item.txt", format_per_item(records, metrics) + "\n")
+    tracker.log_metrics({f"{row}/{m}": mean for row, values in table.items() for m, (mean, _) in values.items()})
+    for name in ("table.txt", "per_item.txt", "results.jsonl"):
+        tracker.log_artifact(store.path(f"{folder}/{name}"))
+    return text
 
 
 # The settings that shape an evaluation's results (with the models' fingerprints).
@@ -221,20 +234,20 @@ def continual(config: SealConfig) -> int:
         raise ConfigError(f"continual streams passages: it needs domain=knowledge, not domain={config.domain}")
     domain, tokenizer = open_domain(config)
     passages = list(domain.load())
-    store, tracker = open_run(config)
-    experiment = ContinualExperiment(config, domain, passages, tokenizer, store, tracker)
-    print(
-        f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "
-        f"strategies {', '.join(config.continual.strategies)}, run dir {store.root}"
-    )
-    results = experiment.run()
-    print(format_summary({r.strategy: r.summary for r in results}, {r.strategy: r.step_seconds for r in results}))
-    print(f"metric: {config.continual.metric}; matrices and heatmaps in {store.path('continual')}")
-    print(
-        f"MLflow store: {tracker.uri}   (compare: python -m seal_lightning compare --experiment "
-        f"{config.tracking.experiment} ...)"
-    )
-    return 0
+    with open_run(config, "continual") as (store, tracker):
+        experiment = ContinualExperiment(config, domain, passages, tokenizer, store, tracker)
+        print(
+            f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "
+            f"strategies {', '.join(config.continual.strategies)}, run dir {store.root}"
+        )
+        results = experiment.run()
+        print(format_summary({r.strategy: r.summary for r in results}, {r.strategy: r.step_seconds for r in results}))
+        print(f"metric: {config.continual.metric}; matrices and heatmaps in {store.path('continual')}")
+        print(
+            f"MLflow store: {tracker.uri}   (compare: python -m seal_lightning compare --experiment "
+            f"{config.tracking.experiment} ...)"
+        )
+        return 0
 
 
 def compare(config: SealConfig, experiment: str, reference: str | None) -> int:

@@ -1,9 +1,10 @@
-"""Reading evaluation records back: the table (mean ± standard error per row), the per-item view, and the
-paired comparison of two evaluations (`evaluate --compare A B`)."""
+"""Reading evaluation records back: the table (mean ± standard error per row), the per-item view, each row
+against the row above it, and the paired comparison of two evaluations (`evaluate --compare A B`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 from seal_lightning.errors import SealError
@@ -73,26 +74,58 @@ def compare_results(first: list[dict], second: list[dict], resamples: int) -> st
     """Per row and metric both evaluations hold: each mean, and the second minus the first, paired by item,
     with its 95% bootstrap interval."""
     index = {(r["condition"], r["item"]): r for r in first}
-    rows = []
+    groups: dict[str, list[tuple[dict, dict]]] = {}
     for condition in dict.fromkeys(r["condition"] for r in second):
         pairs = [
             (index[(condition, r["item"])], r)
             for r in second
             if r["condition"] == condition and (condition, r["item"]) in index
         ]
-        if not pairs:
-            continue
-        metrics = [m for m in pairs[0][1] if isinstance(pairs[0][1][m], float) and m in pairs[0][0]]
+        if pairs:
+            groups[condition] = pairs
+    if not groups:
+        raise SealError("the two evaluations share no (row, item): compare evaluations of the same items")
+    first_pair = next(iter(groups.values()))[0]
+    metrics = [m for m in first_pair[1] if isinstance(first_pair[1][m], float) and m in first_pair[0]]
+    return _format_differences(groups, metrics, ("condition", "A", "B", "B - A [95% interval]"), resamples)
+
+
+def format_steps(records: list[dict], metrics: list[str], resamples: int) -> str:
+    """Each row of one evaluation minus the row above it, paired by item: the table's steps (passage over no
+    update, a self-edit over the passage alone, the trained policy's self-edit over the base model's), each
+    with its 95% interval."""
+    conditions = list(dict.fromkeys(r["condition"] for r in records))
+    index = {(r["condition"], r["item"]): r for r in records}
+    groups: dict[str, list[tuple[dict, dict]]] = {}
+    for above, below in pairwise(conditions):
+        pairs = [
+            (index[(above, r["item"])], r) for r in records if r["condition"] == below and (above, r["item"]) in index
+        ]
+        if pairs:
+            groups[f"{below} - {above}"] = pairs
+    if not groups:
+        return ""
+    return _format_differences(
+        groups, metrics, ("row - row above", "above", "row", "difference [95% interval]"), resamples
+    )
+
+
+def _format_differences(
+    groups: dict[str, list[tuple[dict, dict]]], metrics: list[str], names: tuple[str, str, str, str], resamples: int
+) -> str:
+    """Per group of (before, after) record pairs and metric: both means and the paired difference with its 95%
+    interval; the first column as wide as its longest label."""
+    width = max(22, *(len(label) + 2 for label in groups))
+    label_name, before_name, after_name, difference_name = names
+    lines = [f"{label_name:<{width}}{'metric':<16}{before_name:>9}{after_name:>9}{difference_name:>28}{'':>2}{'n':>5}"]
+    for label, pairs in groups.items():
         for metric in metrics:
             before = [a[metric] for a, _ in pairs]
             after = [b[metric] for _, b in pairs]
             difference = paired_bootstrap(after, before, resamples)
-            rows.append(
-                f"{condition:<22}{metric:<16}{sum(before) / len(before):>9.3f}{sum(after) / len(after):>9.3f}"
+            lines.append(
+                f"{label:<{width}}{metric:<16}{sum(before) / len(before):>9.3f}{sum(after) / len(after):>9.3f}"
                 f"{difference!s:>28}{'*' if difference.excludes_zero else '':>2}{len(pairs):>5}"
             )
-    if not rows:
-        raise SealError("the two evaluations share no (row, item): compare evaluations of the same items")
-    header = f"{'condition':<22}{'metric':<16}{'A':>9}{'B':>9}{'B - A [95% interval]':>28}{'':>2}{'n':>5}"
-    note = f"paired by item; percentile bootstrap over {resamples} resamples; * the interval excludes 0"
-    return "\n".join([header, *rows, note])
+    lines.append(f"paired by item; percentile bootstrap over {resamples} resamples; * the interval excludes 0")
+    return "\n".join(lines)

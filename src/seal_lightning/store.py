@@ -7,11 +7,15 @@ piece in flight and running the same command again continues where it stopped.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,6 +29,30 @@ class RunStore:
 
     def path(self, name: str) -> Path:
         return self.root / name
+
+    @contextmanager
+    def hold(self, command: str) -> Iterator[None]:
+        """One writer per run directory: two processes appending to the same files would duplicate and
+        interleave work. The lock is the kernel's (flock), so a killed holder's lock is free at once; its
+        file stays behind only to name the holder."""
+        with self.path(".lock").open("a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise SealError(
+                    f"run_dir {self.root} is in use by {holder}; wait for it to finish or use another run_dir"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            handle.write(f"process {os.getpid()} on {socket.gethostname()} ({command}, since {started})\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def exists(self, name: str) -> bool:
         return self.path(name).exists()

@@ -7,6 +7,7 @@ The default store is a sqlite file inside the run directory; `tracking.tracking_
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any
 
 import mlflow
 from lightning.pytorch.loggers import MLFlowLogger
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from seal_lightning.config import TrackingConfig
+from seal_lightning.errors import SealError
 from seal_lightning.store import RunStore
 
 # MLflow's param values are limited in length; long lists are cut rather than rejected.
@@ -30,7 +33,13 @@ class Tracker:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
-        experiment = self.client.get_experiment_by_name(config.experiment)
+        try:
+            with _without_retries():
+                experiment = self.client.get_experiment_by_name(config.experiment)
+        except MlflowException as exc:
+            text = str(exc)
+            problem = "no server answers" if "NewConnectionError" in text else text.splitlines()[0][:200]
+            raise SealError(f"MLflow store {self.uri} cannot be used: {problem}; check tracking.tracking_uri") from None
         if experiment is None:
             artifacts = None if config.tracking_uri else (store.root.resolve() / "mlartifacts").as_uri()
             self.experiment_id = self.client.create_experiment(config.experiment, artifact_location=artifacts)
@@ -69,3 +78,20 @@ class Tracker:
     def lightning_logger(self, run_id: str, prefix: str = "") -> MLFlowLogger:
         """Lightning's own MLflow logger, writing training curves into an existing run."""
         return MLFlowLogger(tracking_uri=self.uri, run_id=run_id, prefix=prefix, log_model=False)
+
+
+@contextmanager
+def _without_retries() -> Iterator[None]:
+    """MLflow retries an unreachable server for about four minutes before it fails; at start, one try
+    tells a wrong `tracking_uri` at once."""
+    settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
