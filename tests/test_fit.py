@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 
+import mlflow.artifacts
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -11,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from seal_lightning.cli import main
 from seal_lightning.config import DataConfig, ModelConfig
 from seal_lightning.data.knowledge import load_heldout_passages
-from seal_lightning.models import load_model
+from seal_lightning.models import fingerprint, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +117,14 @@ def test_mlflow_holds_nested_runs_with_metrics_and_artifacts(run_dir):
         "round_1/selfedits_scored.jsonl",
         "round_1/kept.json",
         "round_1/adapter",
-        "round_1/policy",
+        "round_1/policy.json",
     } <= artifacts
+    # The merged policy is recorded by reference: the run directory holds its only copy.
+    assert "round_1/policy" not in artifacts
+    reference = mlflow.artifacts.load_dict(f"{child.info.artifact_uri}/round_1/policy.json")
+    policy = run_dir / "round_1" / "policy"
+    assert reference["path"] == str(policy.resolve()) and reference["fingerprint"] == fingerprint(str(policy))
+    assert reference["bytes"] == sum(f.stat().st_size for f in policy.iterdir())
 
 
 def test_merged_policy_loads_and_differs_from_base(run_dir, policy):

@@ -26,7 +26,7 @@ from seal_lightning.configure import to_flat_dict
 from seal_lightning.domains import Domain, Item
 from seal_lightning.errors import ConfigError
 from seal_lightning.inner import SelfEditScorer, truncated_examples
-from seal_lightning.models import load_model, resolve_model_path
+from seal_lightning.models import fingerprint, load_model, resolve_model_path
 from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair, cut_pairs
 from seal_lightning.sampling import Completion, Sampler
 from seal_lightning.sampling.callback import build_sampling_callback
@@ -135,7 +135,8 @@ class ReSTEM:
             for name in ("selfedits_scored.jsonl", "kept.json"):
                 self.tracker.log_artifact(self.store.path(f"{prefix}/{name}"), prefix)
             self.tracker.log_artifact(self.store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
-            self.tracker.log_artifact(self.policy_path(round_index), f"{prefix}/policy")
+            merged = self.policy_path(round_index)
+            self.tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
             self.store.write_json(f"{prefix}/summary.json", asdict(summary))
         print(format_round(summary, len(self.rounds)))
         return summary

@@ -75,6 +75,13 @@ class Tracker:
         else:
             mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
+    def log_reference(self, path: str | Path, artifact_file: str, fingerprint: str) -> None:
+        """Record a large folder (a merged policy) by where it is and what it holds, not by a copy: the run
+        directory keeps the only one (a 7B policy is about 15 GB)."""
+        folder = Path(path).resolve()
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        mlflow.log_dict({"path": str(folder), "fingerprint": fingerprint, "bytes": size}, artifact_file)
+
     def lightning_logger(self, run_id: str, prefix: str = "") -> MLFlowLogger:
         """Lightning's own MLflow logger, writing training curves into an existing run."""
         return MLFlowLogger(tracking_uri=self.uri, run_id=run_id, prefix=prefix, log_model=False)
