@@ -1,13 +1,22 @@
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from seal_lightning.cli import main
 from seal_lightning.config import ModelConfig
 from seal_lightning.errors import SealError
-from seal_lightning.models import builtin_model_folder, chat_prompt, fingerprint, load_model, resolve_dtype
+from seal_lightning.models import (
+    builtin_model_folder,
+    chat_prompt,
+    fingerprint,
+    load_model,
+    resolve_dtype,
+    resolve_model_path,
+)
 
 
 def test_builtin_is_a_cached_safetensors_folder(policy):
@@ -53,9 +62,38 @@ def test_fingerprint_follows_the_weights_not_the_folder(tmp_path):
     folder = tmp_path / "policy"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
+    (folder / "tokenizer.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"round one weights")
     first = fingerprint(str(folder))
     assert fingerprint(str(folder)) == first
     (folder / "model.safetensors").write_bytes(b"round two weights")
     assert fingerprint(str(folder)) != first
     assert fingerprint("Qwen/Qwen2.5-7B") == "Qwen/Qwen2.5-7B"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, "holds no config.json"),
+        ({"config.json": "{}"}, "holds no tokenizer"),
+        ({"config.json": "{}", "tokenizer.json": "{}"}, "holds no weights (*.safetensors)"),
+        (
+            {"config.json": "{}", "tokenizer.json": "{}", "pytorch_model.bin": "pickle"},
+            "holds only pickle weights (pytorch_model.bin), which are never loaded",
+        ),
+    ],
+)
+def test_an_incomplete_model_folder_is_named_at_start(tmp_path, files, expected, capsys):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(SealError, match=re.escape(expected)):
+        resolve_model_path(str(tmp_path))
+    assert main(["evaluate", f"model.name={tmp_path}", f"run_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_missing_model_folder_is_not_looked_up_on_the_hub():
+    with pytest.raises(SealError, match=r"model.name '/no/such/model': no such folder"):
+        resolve_model_path("/no/such/model")

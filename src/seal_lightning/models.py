@@ -47,10 +47,33 @@ def resolve_model_path(name: str) -> str:
         return str(builtin_model_folder())
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise SealError(f"model.name {name!r} is a path but holds no config.json (not a HF model folder)")
+        check_model_folder(path, name)
         return str(path)
+    if name.startswith(("/", "./", "../", "~")):
+        raise SealError(f"model.name {name!r}: no such folder")
     return name
+
+
+# Files a tokenizer can be loaded from; weights in pickle formats, which are refused (unpickling can run code).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def check_model_folder(path: Path, name: str) -> None:
+    """A local model folder must hold a config, a tokenizer and safetensors weights; each gap is named at
+    start instead of surfacing as a hub lookup error, or later, mid-run."""
+    if not (path / "config.json").is_file():
+        raise SealError(f"model.name {name!r} is a path but holds no config.json (not a HF model folder)")
+    if not any((path / file).is_file() for file in TOKENIZER_FILES):
+        raise SealError(f"model.name {name!r} holds no tokenizer (one of {', '.join(TOKENIZER_FILES)})")
+    if not any(path.glob("*.safetensors")):
+        pickled = sorted(f.name for pattern in PICKLE_WEIGHTS for f in path.glob(pattern))
+        if pickled:
+            raise SealError(
+                f"model.name {name!r} holds only pickle weights ({', '.join(pickled)}), which are never loaded "
+                "(unpickling can run code): save the model with safe_serialization=True"
+            )
+        raise SealError(f"model.name {name!r} holds no weights (*.safetensors)")
 
 
 def builtin_model_folder() -> Path:
