@@ -63,6 +63,14 @@ def test_append_to_a_file_whose_only_line_was_cut(tmp_path):
     assert store.path("s.jsonl").read_text() == '{"i": 1}\n'
 
 
+@pytest.mark.parametrize("name", ["../../x.json", "/tmp/x.json", "round_1/../../x.json"])
+def test_no_name_leads_out_of_the_run_directory(tmp_path, name):
+    store = RunStore(tmp_path / "run")
+    with pytest.raises(SealError, match="would lead out of run_dir"):
+        store.write_json(name, {"x": 1})
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["run"]
+
+
 def test_write_dir_replaces_only_when_the_writer_finishes(tmp_path):
     store = RunStore(tmp_path)
     store.write_dir("policy", lambda folder: (folder / "w.txt").write_text("one"))

@@ -28,7 +28,12 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, name: str) -> Path:
-        return self.root / name
+        """`name` inside the run directory; a name that would lead out of it (absolute, or through `..`)
+        is refused, whatever wrote it (a config value, an experiment name, model-written text)."""
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise SealError(f"{name!r} would lead out of run_dir {self.root}; nothing was written there")
+        return self.root / relative
 
     @contextmanager
     def hold(self, command: str) -> Iterator[None]:

@@ -79,3 +79,9 @@ def test_shared_squad_files_load(name, shared_file):
     passages = load_passages(DataConfig(path=str(shared_file(name))))
     assert len(passages) >= 50
     assert all(p.questions for p in passages)
+
+
+def test_a_hostile_title_never_becomes_a_path(tmp_path):
+    """Run-directory names come from item keys, which hash the title and context."""
+    (passage,) = load_passages(DataConfig(path=str(write(tmp_path, [{**GOOD, "title": "../../etc/x"}]))))
+    assert len(passage.key) == 12 and all(c in "0123456789abcdef" for c in passage.key)

@@ -7,6 +7,7 @@ latest finished run), so results from other machines or sessions sharing the sto
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def compare(tracker: Tracker, store: RunStore, experiment: str, reference: str |
             raise DataError(f"reference matrix not found: {reference}")
         reference_matrix = np.array(json.loads(Path(reference).read_text())["mean_over_sequences"])
     table = format_summary(summaries, seconds)
-    folder = f"compare/{experiment}"
+    folder = "compare/" + re.sub(r"[^\w.-]", "_", experiment).lstrip(".")  # MLflow allows "/" in names
     store.write_text(f"{folder}/table.txt", table + "\n")
     figure = plots.save_comparison_figure(store.path(f"{folder}/comparison.png"), matrices, reference_matrix)
     with tracker.run(folder, "compare", {"strategies": ",".join(runs)}):
