@@ -108,3 +108,42 @@ def test_the_lock_of_a_killed_process_is_taken_over(held_run):
         assert f"process {os.getpid()} " in (run_dir / ".lock").read_text()
     with RunStore(run_dir).hold("fit"):  # released on exit: the same process may take it again
         pass
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KiB file system, so writes fail with the kernel's own 'No space left on device'."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.decode().strip() or 'not permitted'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_good_file(small_disk):
+    store = RunStore(small_disk)
+    store.write_json("summary.json", {"good": True})
+    with pytest.raises(SealError, match=r"no space left on the device writing .*summary\.json; finished work is kept"):
+        store.write_text("summary.json", "x" * 200_000)
+    assert store.read_json("summary.json") == {"good": True}
+    assert sorted(p.name for p in small_disk.iterdir()) == ["summary.json"]  # no temporary file left
+
+
+def test_a_full_disk_during_a_folder_write_keeps_the_old_folder(small_disk):
+    store = RunStore(small_disk)
+    store.write_dir("policy", lambda folder: (folder / "w.txt").write_text("one"))
+    with pytest.raises(SealError, match="no space left on the device writing"):
+        store.write_dir("policy", lambda folder: (folder / "w.txt").write_text("two" * 100_000))
+    assert (small_disk / "policy" / "w.txt").read_text() == "one"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["policy"]
+
+
+def test_a_full_disk_during_an_append_loses_only_that_record(small_disk):
+    store = RunStore(small_disk)
+    store.append_jsonl("scores.jsonl", {"i": 0})
+    with pytest.raises(SealError, match="no space left on the device writing"):
+        store.append_jsonl("scores.jsonl", {"text": "x" * 200_000})
+    store.append_jsonl("scores.jsonl", {"i": 1})
+    assert store.read_jsonl("scores.jsonl") == [{"i": 0}, {"i": 1}]

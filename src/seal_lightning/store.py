@@ -7,6 +7,7 @@ piece in flight and running the same command again continues where it stopped.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -65,13 +66,18 @@ class RunStore:
     def write_text(self, name: str, text: str) -> Path:
         """Write to a temporary file beside the target, then rename: readers see all or nothing."""
         target = self.path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with _disk_full_is_one_line(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         return target
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -89,12 +95,13 @@ class RunStore:
     def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
         """Append one line; a line a crash cut short is cut off first, or the new record would be glued to it."""
         target = self.path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a+b") as handle:
-            _drop_partial_line(handle)
-            handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
+        with _disk_full_is_one_line(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a+b") as handle:
+                _drop_partial_line(handle)
+                handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
         """All complete records; a line cut short by a crash is dropped, as its work was not finished."""
@@ -112,16 +119,17 @@ class RunStore:
     def write_dir(self, name: str, writer: Callable[[Path], None]) -> Path:
         """Let `writer` fill a staging folder, then rename it into place."""
         target = self.path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
-            writer(staging)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+        with _disk_full_is_one_line(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+            try:
+                writer(staging)
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging)
         return target
 
 
@@ -140,3 +148,19 @@ def _drop_partial_line(handle: BinaryIO, block: int = 4096) -> None:
         position = start
     if position < end:
         handle.truncate(position)
+
+
+@contextmanager
+def _disk_full_is_one_line(target: Path) -> Iterator[None]:
+    """A full disk ends the command with one line; the write in flight left nothing in place of good work.
+    Safetensors reports it as its own error type, so its text is checked too."""
+    try:
+        yield
+    except Exception as exc:
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        if not (full or "No space left on device" in str(exc) or "StorageFull" in str(exc)):
+            raise
+        raise SealError(
+            f"no space left on the device writing {target}; finished work is kept: free space and run the same "
+            "command again"
+        ) from None
