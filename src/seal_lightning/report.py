@@ -73,16 +73,11 @@ def load_results(path: str) -> list[dict]:
 def compare_results(first: list[dict], second: list[dict], resamples: int) -> str:
     """Per row and metric both evaluations hold: each mean, and the second minus the first, paired by item,
     with its 95% bootstrap interval."""
-    index = {(r["condition"], r["item"]): r for r in first}
-    groups: dict[str, list[tuple[dict, dict]]] = {}
-    for condition in dict.fromkeys(r["condition"] for r in second):
-        pairs = [
-            (index[(condition, r["item"])], r)
-            for r in second
-            if r["condition"] == condition and (condition, r["item"]) in index
-        ]
-        if pairs:
-            groups[condition] = pairs
+    groups = {
+        condition: pairs
+        for condition in dict.fromkeys(r["condition"] for r in second)
+        if (pairs := _paired(first, condition, second, condition))
+    }
     if not groups:
         raise SealError("the two evaluations share no (row, item): compare evaluations of the same items")
     first_pair = next(iter(groups.values()))[0]
@@ -95,19 +90,22 @@ def format_steps(records: list[dict], metrics: list[str], resamples: int) -> str
     update, a self-edit over the passage alone, the trained policy's self-edit over the base model's), each
     with its 95% interval."""
     conditions = list(dict.fromkeys(r["condition"] for r in records))
-    index = {(r["condition"], r["item"]): r for r in records}
-    groups: dict[str, list[tuple[dict, dict]]] = {}
-    for above, below in pairwise(conditions):
-        pairs = [
-            (index[(above, r["item"])], r) for r in records if r["condition"] == below and (above, r["item"]) in index
-        ]
-        if pairs:
-            groups[f"{below} - {above}"] = pairs
+    groups = {
+        f"{below} - {above}": pairs
+        for above, below in pairwise(conditions)
+        if (pairs := _paired(records, above, records, below))
+    }
     if not groups:
         return ""
     return _format_differences(
         groups, metrics, ("row - row above", "above", "row", "difference [95% interval]"), resamples
     )
+
+
+def _paired(before: list[dict], before_row: str, after: list[dict], after_row: str) -> list[tuple[dict, dict]]:
+    """(before, after) records of the items both rows hold, in the order of `after`."""
+    index = {r["item"]: r for r in before if r["condition"] == before_row}
+    return [(index[r["item"]], r) for r in after if r["condition"] == after_row and r["item"] in index]
 
 
 def _format_differences(
