@@ -36,3 +36,9 @@ def test_empty_selfedits_are_never_kept_as_the_reference_drops_them():
     """An empty completion trains on the passage alone and may score best, but there is nothing to learn from it."""
     scored = [edit("a", 0, 0.9, completion=" \n"), edit("a", 1, 0.2), edit("b", 0, 0.5, completion="")]
     assert kept_ids(select_best(scored, min_gain=None)) == [("a", 1)]
+
+
+def test_a_selfedit_whose_grades_all_failed_is_never_kept():
+    """NaN reward (every llm_judge grade failed): nothing says it is good, whatever order max() sees."""
+    scored = [edit("a", 0, float("nan")), edit("a", 1, 0.2), edit("b", 0, float("nan"))]
+    assert kept_ids(select_best(scored, min_gain=None)) == [("a", 1)]

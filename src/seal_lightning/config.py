@@ -111,6 +111,11 @@ class JudgeConfig:
     model: str = "gpt-4.1"
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = 60.0
+    # A grade that times out, gets HTTP 408/409/429/5xx or a reply that is no verdict (not JSON, no yes or no)
+    # is tried again up to `retries` more times, after backoff_s, 2 * backoff_s, 4 * backoff_s, ... seconds;
+    # then it counts as a failed grade (NaN, left out of the means, reported on stderr).
+    retries: int = 3
+    backoff_s: float = 0.5
 
 
 @dataclass

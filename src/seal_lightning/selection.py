@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -26,8 +27,9 @@ class ScoredSelfEdit:
 
     @property
     def candidate(self) -> bool:
-        """Whether the M-step may learn it: not rejected, and not empty (the reference drops empty ones)."""
-        return self.error is None and bool(self.completion.strip())
+        """Whether the M-step may learn it: not rejected, not empty (the reference drops empty ones), and with
+        a reward (NaN where every judge grade of it failed: nothing says it is good)."""
+        return self.error is None and bool(self.completion.strip()) and not math.isnan(self.reward)
 
 
 def select_best(
