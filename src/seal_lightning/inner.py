@@ -24,7 +24,14 @@ from seal_lightning.data.knowledge import Question
 from seal_lightning.domains import Domain, Item, SelfEditUpdate
 from seal_lightning.finetune import LoRAFineTuneModule, example_length, tokenize_example
 from seal_lightning.multilora import MultiLoRAModel, stacked_adapters
-from seal_lightning.rewards import answer_sequences, grade, greedy_answers, question_prompts, score_questions
+from seal_lightning.rewards import (
+    answer_sequences,
+    grade,
+    greedy_answers,
+    mean_grade,
+    question_prompts,
+    score_questions,
+)
 from seal_lightning.sampling.base import AdapterAnswerer
 
 
@@ -194,7 +201,7 @@ class SelfEditScorer:
                 predictions = self.stacked_answers(multi, owners, flat, len(jobs))
                 per_question |= {metric: grade(metric, flat, predictions, self.reward_config) for metric in generated}
         means = [
-            {metric: _mean([v for v, s in zip(values, set_of, strict=True) if s == index]) for metric, values in
+            {metric: mean_grade([v for v, s in zip(values, set_of, strict=True) if s == index]) for metric, values in
              per_question.items()}
             for index in range(len(sets))
         ]  # fmt: skip
@@ -215,7 +222,3 @@ class SelfEditScorer:
                 return self.answerer(prompts, [paths[k] for k in owners])
         multi.routing.set_rows(torch.tensor(list(owners), device=multi.base.device))
         return greedy_answers(multi.base, self.tokenizer, questions, self.reward_config, batch_size=len(prompts))
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
