@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from seal_lightning.cli import main
 from seal_lightning.config import ModelConfig
@@ -63,10 +64,10 @@ def test_fingerprint_follows_the_weights_not_the_folder(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "tokenizer.json").write_text("{}")
-    (folder / "model.safetensors").write_bytes(b"round one weights")
+    save_file({"weight": torch.zeros(2)}, folder / "model.safetensors")  # round one's weights
     first = fingerprint(str(folder))
     assert fingerprint(str(folder)) == first
-    (folder / "model.safetensors").write_bytes(b"round two weights")
+    save_file({"weight": torch.ones(2)}, folder / "model.safetensors")  # round two's
     assert fingerprint(str(folder)) != first
     assert fingerprint("Qwen/Qwen2.5-7B") == "Qwen/Qwen2.5-7B"
 

@@ -33,11 +33,26 @@ POSITIVE: tuple[str, ...] = (
     "sampler.k", "sampler.max_new_tokens", "sampler.batch_size", "inner.lr", "inner.epochs",
     "inner.batch_size", "inner.max_length", "inner.seeds", "inner.max_adapters", "inner.lora.rank", "outer.rounds",
     "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
-    "reward.max_new_tokens", "reward.batch_size", "heldout.selfedits", "heldout.resamples",
+    "reward.max_new_tokens", "reward.batch_size", "reward.judge.timeout_s", "heldout.selfedits", "heldout.resamples",
     "continual.passages", "continual.sequences",
     "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",
     "continual.gated.probe_documents", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
+    "sampler.vllm.max_model_len", "sampler.vllm.max_lora_rank", "sampler.vllm.max_loras", "inner.lora.alpha",
+    "outer.lora.alpha",
 )  # fmt: skip
+NON_NEGATIVE: tuple[str, ...] = (
+    "sampler.temperature",
+    "outer.anchor",
+    "reward.judge.retries",
+    "reward.judge.backoff_s",
+)
+# Fractions: a None value (vLLM's memory share: the backend's default) is not checked.
+FRACTIONS: tuple[tuple[str, str], ...] = (
+    ("sampler.top_p", "(0, 1]"),
+    ("sampler.vllm.gpu_memory_utilization", "(0, 1]"),
+    ("inner.lora.dropout", "[0, 1)"),
+    ("outer.lora.dropout", "[0, 1)"),
+)
 
 
 def load_config(
@@ -162,10 +177,22 @@ def validate(config: SealConfig) -> None:
     for key in POSITIVE:
         if OmegaConf.select(as_dict, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {OmegaConf.select(as_dict, key)}")
+    for key in NON_NEGATIVE:
+        if OmegaConf.select(as_dict, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {OmegaConf.select(as_dict, key)}")
+    for key, interval in FRACTIONS:
+        value = OmegaConf.select(as_dict, key)
+        if value is None:
+            continue
+        above = value >= 0 if interval.startswith("[") else value > 0
+        below = value <= 1 if interval.endswith("]") else value < 1
+        if not (above and below):
+            raise ConfigError(f"{key} must be in {interval}, got {value}")
+    for key in ("inner.lora.target_modules", "outer.lora.target_modules"):
+        if not OmegaConf.select(as_dict, key):
+            raise ConfigError(f"{key} is empty; name the modules LoRA adapts (for example [q_proj, v_proj])")
     if "passage_external" in config.evaluate.conditions and config.evaluate.external_selfedits is None:
         raise ConfigError("evaluate.conditions has passage_external but evaluate.external_selfedits is not set")
-    if config.outer.anchor < 0:
-        raise ConfigError(f"outer.anchor must be >= 0, got {config.outer.anchor}")
     if not config.heldout.metrics:
         raise ConfigError("heldout.metrics is empty; name at least one metric")
     validate_data(config.data)

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import ModelConfig
@@ -74,6 +75,12 @@ def check_model_folder(path: Path, name: str) -> None:
                 "(unpickling can run code): save the model with safe_serialization=True"
             )
         raise SealError(f"model.name {name!r} holds no weights (*.safetensors)")
+    for weights in sorted(path.glob("*.safetensors")):
+        try:  # reads the header only: a cut or foreign file is named here, not as a traceback mid-run
+            with safe_open(weights, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise SealError(f"model.name {name!r}: {weights.name} is not a readable safetensors file ({exc})") from None
 
 
 def builtin_model_folder() -> Path:
@@ -128,6 +135,8 @@ def load_tokenizer(config: ModelConfig, name: str | None = None) -> PreTrainedTo
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     except OSError as exc:
         raise SealError(_unreachable(path, exc)) from None
+    except Exception as exc:  # broken tokenizer files fail in many ways: JSON, KeyError, the tokenizers library's own
+        raise SealError(f"cannot load the tokenizer of {path!r}: {type(exc).__name__}: {_first_line(exc)}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -146,14 +155,25 @@ def load_model(config: ModelConfig, name: str | None = None) -> PreTrainedModel:
         )
     except OSError as exc:
         raise SealError(_unreachable(path, exc)) from None
+    except SafetensorError as exc:
+        raise SealError(f"cannot load model {path!r}: its weights do not read ({_first_line(exc)})") from None
     model.to(device)
     model.eval()
     return model
 
 
 def _unreachable(path: str, exc: OSError) -> str:
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"cannot load model {path!r}: not 'builtin', not a local folder, and not reachable on the hub ({first_line})"
+    if Path(path).is_dir():  # a local folder whose files are broken (a config.json that is not JSON, ...)
+        return f"cannot load model {path!r}: {_first_line(exc)}"
+    return (
+        f"cannot load model {path!r}: not 'builtin', not a local folder, and not reachable on the hub "
+        f"({_first_line(exc)})"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def chat_prompt(tokenizer: PreTrainedTokenizerBase, user_message: str) -> str:

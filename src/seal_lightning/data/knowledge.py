@@ -98,7 +98,7 @@ def load_knowledge_file(path: str | Path) -> Dataset:
         raise DataError(f"data file not found: {path}")
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers, deep nesting
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     return Dataset.from_list(validate_items(items, str(path)), features=FEATURES)
 

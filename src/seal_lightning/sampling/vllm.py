@@ -7,6 +7,7 @@ same process far more, so an engine is started once and new weights are loaded i
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from types import ModuleType
@@ -35,8 +36,14 @@ GPU_MEMORY_UTILIZATION = 0.85
 SMALL_CPU_CORES = 4
 
 
+# Warnings every start on a CPU prints, about hardware this machine does not have: not the user's business.
+QUIET_LOGGERS = ("torch.utils.cpp_extension", "vllm.triton_utils.importing")
+
+
 def require_vllm() -> ModuleType:
     """Import vLLM, or fail with one line that says how to install it (it is an optional dependency)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import vllm
     except ImportError:
@@ -63,6 +70,18 @@ def _dtype_name(dtype: torch.dtype | str | None, on_cpu: bool) -> str:
     if isinstance(dtype, torch.dtype):
         return str(dtype).removeprefix("torch.")
     return dtype
+
+
+def start_failure(exc: Exception, limit: int = 300) -> str:
+    """Why the engine did not start, in one line: the first problem a settings check names (pydantic's own
+    message spans lines), else the error's first line; cut at `limit` characters."""
+    errors = getattr(exc, "errors", None)
+    problems = errors() if callable(errors) and type(exc).__name__ == "ValidationError" else []
+    text = str(problems[0].get("msg", "")).removeprefix("Value error, ") if problems else ""
+    lines = (text or str(exc)).strip().splitlines()
+    line = " ".join(lines[0].split()) if lines else type(exc).__name__
+    line = line if len(line) <= limit else line[: limit - 3] + "..."
+    return f"{line} (sampler.vllm sets the engine's memory share and lengths)"
 
 
 class VLLMEngine:
@@ -103,17 +122,20 @@ class VLLMEngine:
             if on_cpu and _usable_cores() <= SMALL_CPU_CORES:
                 # Read by the engine process vLLM spawns; an explicit setting wins.
                 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-            self._llm = vllm.LLM(
-                model=self.model_path,
-                dtype=_dtype_name(self.dtype, on_cpu),
-                seed=self.seed,
-                gpu_memory_utilization=memory,
-                max_model_len=self.config.max_model_len,
-                enable_lora=True,
-                max_lora_rank=self.config.max_lora_rank,
-                max_loras=self.config.max_loras,
-                enforce_eager=self.config.enforce_eager,
-            )
+            try:
+                self._llm = vllm.LLM(
+                    model=self.model_path,
+                    dtype=_dtype_name(self.dtype, on_cpu),
+                    seed=self.seed,
+                    gpu_memory_utilization=memory,
+                    max_model_len=self.config.max_model_len,
+                    enable_lora=True,
+                    max_lora_rank=self.config.max_lora_rank,
+                    max_loras=self.config.max_loras,
+                    enforce_eager=self.config.enforce_eager,
+                )
+            except Exception as exc:  # vLLM refuses settings with pydantic, ValueError, RuntimeError, ...
+                raise SealError(f"vLLM did not start on {self.model_path}: {start_failure(exc)}") from None
         return self._llm
 
     @property
