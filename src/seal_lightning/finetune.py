@@ -42,20 +42,24 @@ def tokenize_example(
 ) -> dict[str, list[int]]:
     """Tokens of prompt + completion + EOS, cut at `max_length`; labels cover the completion and EOS (and
     the prompt with `prompt_loss`). A completion known to be cut short gets no EOS (`eos=False`): learning
-    one would teach the model to stop there."""
+    one would teach the model to stop there. The completion (a self-edit, a document: model-written) is text
+    only: a `<|im_end|>` it spells out stays characters, never the control token (`completion_ids`)."""
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + (
-        [tokenizer.eos_token_id] if eos else []
-    )
+    completion_ids = text_ids(tokenizer, completion) + ([tokenizer.eos_token_id] if eos else [])
     input_ids = (prompt_ids + completion_ids)[:max_length]
     prompt_labels = prompt_ids if prompt_loss else [IGNORE_INDEX] * len(prompt_ids)
     labels = (prompt_labels + completion_ids)[:max_length]
     return {"input_ids": input_ids, "labels": labels}
 
 
+def text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of untrusted text, in which special tokens' spellings (a fake chat template) are plain text."""
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
 def example_length(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> int:
     """Tokens of prompt + completion + EOS, as `tokenize_example` builds them before it cuts."""
-    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (prompt, completion)) + 1
+    return len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + len(text_ids(tokenizer, completion)) + 1
 
 
 def pad_batch(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
