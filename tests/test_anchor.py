@@ -33,8 +33,8 @@ def test_the_anchor_keeps_the_mstep_from_moving_the_answers(policy, tokenizer, k
     for weight in (0.0, 20.0):
         anchor = AnswerAnchor(weight, 4, domain, tokenizer, seed=0)
         anchor.anchor_on(PASSAGES, seed=0)
-        module = ReSTEMPolicyModule(policy, config)
-        module.learn(pairs, tokenizer, seed=0, callbacks=[anchor] if weight else [])
+        module = ReSTEMPolicyModule(policy, config, seed=0)
+        module.learn(pairs, tokenizer, callbacks=[anchor] if weight else [])
         drifts[weight] = answer_drift(module, anchor)
         module.model.unload()  # the session's policy stays as it was
     assert drifts[20.0] < 0.5 * drifts[0.0], drifts

@@ -1,6 +1,5 @@
 """The batched inner loop against sequential PEFT runs: every adapter must come out as if trained alone."""
 
-import lightning as L
 import pytest
 import torch
 from peft import PeftModel
@@ -85,9 +84,8 @@ def sequential_and_batched(model, tokenizer, config):
     multi.remove()
     results = []
     for k, (update, seed) in enumerate(zip(updates, SEEDS, strict=True)):
-        L.seed_everything(seed, verbose=False)
-        single = InnerLoRAModule(model, config)
-        single.learn(update, tokenizer, seed)
+        single = InnerLoRAModule(model, config, seed)
+        single.learn(update, tokenizer)
         state = {n.replace(".default", ""): v for n, v in single.model.state_dict().items() if "lora_" in n}
         losses = torch.tensor(single.losses, dtype=batched_losses.dtype)
         single.restore_policy()

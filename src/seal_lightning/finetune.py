@@ -125,12 +125,18 @@ def epoch_batches(examples: Sequence[T], batch_size: int, epochs: int, seed: int
 
 
 class LoRAFineTuneModule(L.LightningModule):
-    """A fresh LoRA adapter on `base`, trained with AdamW on completion tokens."""
+    """A fresh LoRA adapter on `base`, trained with AdamW on completion tokens.
 
-    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, lr: float) -> None:
+    `seed` fixes everything random about it (the adapter's initialisation, dropout, the epochs' shuffles)
+    from the start, so the result never depends on what the process ran before: a command resumed after a
+    crash trains the same adapter as one that ran through."""
+
+    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, lr: float, seed: int) -> None:
         super().__init__()
+        L.seed_everything(seed, verbose=False)
         self.model: PeftModel = get_peft_model(base, peft_lora_config(lora))
         self.lr = lr
+        self.seed = seed
         self.losses: list[float] = []
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -149,7 +155,6 @@ class LoRAFineTuneModule(L.LightningModule):
         *,
         epochs: int,
         batch_size: int,
-        seed: int,
         logger: Logger | bool = False,
         callbacks: list[L.Callback] | None = None,
     ) -> None:
@@ -158,7 +163,7 @@ class LoRAFineTuneModule(L.LightningModule):
         loader = DataLoader(
             list(examples),
             batch_size=batch_size,
-            sampler=EpochShuffle(len(examples), seed),
+            sampler=EpochShuffle(len(examples), self.seed),
             collate_fn=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
         )
         trainer = quiet_trainer(device, epochs, logger, callbacks)

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -38,18 +37,12 @@ from seal_lightning.sampling.base import AdapterAnswerer
 class InnerLoRAModule(LoRAFineTuneModule):
     """A fresh LoRA adapter (SEAL: rank 32, alpha 64, q/v) trained on one self-edit's examples."""
 
-    def __init__(self, policy: PreTrainedModel, config: InnerConfig) -> None:
-        super().__init__(policy, config.lora, config.lr)
+    def __init__(self, policy: PreTrainedModel, config: InnerConfig, seed: int) -> None:
+        super().__init__(policy, config.lora, config.lr, seed)
         self.config = config
 
-    def learn(self, update: SelfEditUpdate, tokenizer: PreTrainedTokenizerBase, seed: int) -> PeftModel:
-        self.fit(
-            tokenized(update, tokenizer),
-            tokenizer,
-            epochs=self.config.epochs,
-            batch_size=self.config.batch_size,
-            seed=seed,
-        )
+    def learn(self, update: SelfEditUpdate, tokenizer: PreTrainedTokenizerBase) -> PeftModel:
+        self.fit(tokenized(update, tokenizer), tokenizer, epochs=self.config.epochs, batch_size=self.config.batch_size)
         return self.model
 
     def restore_policy(self) -> PreTrainedModel:
@@ -77,10 +70,9 @@ def adapted(
     policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, update: SelfEditUpdate, seed: int
 ) -> Iterator[PeftModel]:
     """The policy with a LoRA adapter trained as `update` says, for the duration of the block."""
-    L.seed_everything(seed, verbose=False)
-    module = InnerLoRAModule(policy, update.inner)
+    module = InnerLoRAModule(policy, update.inner, seed)
     try:
-        yield module.learn(update, tokenizer, seed)
+        yield module.learn(update, tokenizer)
     finally:
         module.restore_policy().eval()
 

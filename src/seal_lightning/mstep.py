@@ -27,8 +27,8 @@ class SFTPair:
 class ReSTEMPolicyModule(LoRAFineTuneModule):
     """M-step: SFT on (prompt, kept self-edit), loss on the completion only (SEAL: rank 64, all projections)."""
 
-    def __init__(self, policy: PreTrainedModel, config: OuterConfig) -> None:
-        super().__init__(policy, config.lora, config.lr)
+    def __init__(self, policy: PreTrainedModel, config: OuterConfig, seed: int) -> None:
+        super().__init__(policy, config.lora, config.lr, seed)
         self.config = config
         self.plugins: list[ReSTEMCallback] = []
 
@@ -42,7 +42,6 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         self,
         pairs: list[SFTPair],
         tokenizer: PreTrainedTokenizerBase,
-        seed: int,
         logger: Logger | bool = False,
         callbacks: list[L.Callback] | None = None,
     ) -> float:
@@ -55,7 +54,6 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
             tokenizer,
             epochs=self.config.epochs,
             batch_size=self.config.batch_size,
-            seed=seed,
             logger=logger,
             callbacks=callbacks,
         )

@@ -52,8 +52,10 @@ class ContinualPlugin(L.Callback):
 class ContinualLoRAModule(InnerLoRAModule):
     """The inner-loop update with the plugins' `before_backward` applied to every step's loss."""
 
-    def __init__(self, policy: PreTrainedModel, config: InnerConfig, plugins: Sequence[ContinualPlugin]) -> None:
-        super().__init__(policy, config)
+    def __init__(
+        self, policy: PreTrainedModel, config: InnerConfig, plugins: Sequence[ContinualPlugin], seed: int
+    ) -> None:
+        super().__init__(policy, config, seed)
         self.plugins = list(plugins)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -95,16 +97,9 @@ class SequentialEditor:
         examples = examples_of(experience.dataset)
         for plugin in self.plugins:
             examples = plugin.before_training_exp(self, experience, examples)
-        seed = self.seed + experience.current_experience
-        L.seed_everything(seed, verbose=False)
-        module = ContinualLoRAModule(self.model, self.inner, self.plugins)
+        module = ContinualLoRAModule(self.model, self.inner, self.plugins, self.seed + experience.current_experience)
         module.fit(
-            examples,
-            self.tokenizer,
-            epochs=self.inner.epochs,
-            batch_size=self.inner.batch_size,
-            seed=seed,
-            callbacks=self.plugins,
+            examples, self.tokenizer, epochs=self.inner.epochs, batch_size=self.inner.batch_size, callbacks=self.plugins
         )
         scale = min((plugin.merge_scale(self, experience, module.model) for plugin in self.plugins), default=1.0)
         set_adapter_scale(module.model, scale)
