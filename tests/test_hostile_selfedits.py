@@ -99,11 +99,6 @@ def test_arc_self_edits_are_rejected_with_a_reason_or_normal(tokenizer, text, ex
         assert (update.inner.epochs, update.notes[: len(expected[1])]) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RunStore.read_jsonl splits lines with str.splitlines(), which also breaks at U+2028, U+2029 and "
-    "U+0085 that json.dumps(ensure_ascii=False) writes raw: the record is dropped (store.py: split on '\\n')",
-)
 def test_a_record_holding_unicode_line_separators_reads_back(tmp_path):
     """results.jsonl keeps each row's self-edits: one holding U+2028 must not lose the record on resume."""
     store = RunStore(tmp_path / "run")

@@ -110,6 +110,36 @@ def test_the_lock_of_a_killed_process_is_taken_over(held_run):
         pass
 
 
+WRITER_KILLED_MID_SAVE = """
+import sys, time
+from seal_lightning.store import RunStore
+store = RunStore(sys.argv[1])
+store.write_json("kept.json", [1])
+
+def slow_save(folder):
+    (folder / "model.safetensors").write_bytes(b"half a policy")
+    print("saving", flush=True)
+    time.sleep(600)
+
+with store.hold("fit"):
+    store.write_dir("round_1/policy", slow_save)
+"""
+
+
+def test_what_a_killed_writer_left_half_written_is_removed_by_the_next_holder(tmp_path):
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_KILLED_MID_SAVE, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "saving"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    (staging,) = (tmp_path / "round_1").iterdir()
+    assert (staging / "model.safetensors").is_file()
+    with RunStore(tmp_path).hold("fit"):
+        assert list((tmp_path / "round_1").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "kept.json", "round_1"]
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 64 KiB file system, so writes fail with the kernel's own 'No space left on device'."""

@@ -22,6 +22,9 @@ from typing import Any, BinaryIO
 
 from seal_lightning.errors import SealError
 
+# Writes in flight go to a file or folder named so beside their target, renamed into place when complete.
+PARTIAL = ".partial-"
+
 
 class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
@@ -40,7 +43,8 @@ class RunStore:
     def hold(self, command: str) -> Iterator[None]:
         """One writer per run directory: two processes appending to the same files would duplicate and
         interleave work. The lock is the kernel's (flock), so a killed holder's lock is free at once; its
-        file stays behind only to name the holder."""
+        file stays behind only to name the holder. What a killed holder was writing is removed (a merged
+        policy's staging folder is as large as the policy)."""
         with self.path(".lock").open("a+", encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,10 +59,19 @@ class RunStore:
             started = time.strftime("%Y-%m-%d %H:%M:%S")
             handle.write(f"process {os.getpid()} on {socket.gethostname()} ({command}, since {started})\n")
             handle.flush()
+            self.remove_partial_writes()
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def remove_partial_writes(self) -> None:
+        """Files and folders a writer left unfinished when it was killed; only call while holding the run."""
+        for partial in sorted(self.root.rglob(f"{PARTIAL}*"), reverse=True):
+            if partial.is_dir() and not partial.is_symlink():
+                shutil.rmtree(partial)
+            else:
+                partial.unlink(missing_ok=True)
 
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
@@ -68,7 +81,7 @@ class RunStore:
         target = self.path(name)
         with _disk_full_is_one_line(target):
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{PARTIAL}{target.name}.")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
@@ -109,7 +122,10 @@ class RunStore:
         if not target.is_file():
             return []
         records = []
-        for line in target.read_text(encoding="utf-8").splitlines():
+        # Split at "\n" only: splitlines() also breaks at U+2028 and U+0085, which JSON strings hold raw.
+        for line in target.read_text(encoding="utf-8").split("\n"):
+            if not line:
+                continue
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
@@ -121,7 +137,7 @@ class RunStore:
         target = self.path(name)
         with _disk_full_is_one_line(target):
             target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{PARTIAL}{target.name}."))
             try:
                 writer(staging)
                 if target.exists():
