@@ -362,11 +362,6 @@ def test_the_table_covers_every_config_section():
     assert len(CASES) >= 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="argparse prints its usage line before the error, and names itself 'seal-lightning fit' in subcommands; "
-    "cli.build_parser needs a parser whose error() prints the one line (cli.py is outside this change)",
-)
 @pytest.mark.parametrize("argv", [["fit", "--nope"], ["frobnicate"]], ids=["unknown-option", "unknown-command"])
 def test_argument_errors_are_one_line_too(argv, capfd):
     with pytest.raises(SystemExit) as exit_info:

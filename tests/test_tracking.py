@@ -1,13 +1,27 @@
+import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from seal_lightning.cli import main
 from seal_lightning.config import TrackingConfig
 from seal_lightning.errors import SealError
 from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
+from seal_lightning.tracking import OUTBOX, Tracker
+
+TINY_FIT = [
+    "data.limit=2", "heldout.enabled=false", "sampler.k=2", "sampler.max_new_tokens=16", "inner.epochs=1",
+    "inner.seeds=1", "outer.rounds=1", "outer.epochs=1",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -35,3 +49,107 @@ def test_a_command_with_an_unreachable_server_exits_2_and_frees_the_run(tmp_path
     assert err.count("\n") == 1 and "no server answers" in err
     with RunStore(tmp_path).hold("evaluate"):  # the failed command let go of the run directory
         pass
+
+
+class MlflowServer:
+    """A real `mlflow server` on a local port, which a test can kill (the whole process group) and restart on
+    the same store."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
+            "1", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+            "--artifacts-destination", str(self.folder / "artifacts"),
+        ]  # fmt: skip
+        with (self.folder / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        raise RuntimeError(f"mlflow server did not start: {(self.folder / 'server.log').read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path, closed_port):
+    folder = tmp_path / "server"
+    folder.mkdir()
+    running = MlflowServer(folder, closed_port)
+    running.start()
+    yield running
+    if running.process.poll() is None:
+        running.kill()
+
+
+def test_calls_made_while_the_server_is_down_wait_and_are_sent_when_the_next_run_starts(tmp_path, server, capsys):
+    store = RunStore(tmp_path / "run")
+    tracker = Tracker(TrackingConfig(tracking_uri=server.uri, experiment="outbox"), store)
+    with tracker.run("fit", "fit", {"seed": 0}):
+        tracker.log_metrics({"before": 1.0})
+        server.kill()
+        tracker.log_metrics({"during": 2.0}, step=1)
+        assert "does not answer" in capsys.readouterr().err
+        assert [c["op"] for c in store.read_jsonl(OUTBOX)] == ["metrics"]
+        server.start()
+        with tracker.run("round_1", "round_1"):  # a run start retries the waiting calls first
+            tracker.log_metrics({"after": 3.0})
+        assert not store.path(OUTBOX).exists()
+    client = MlflowClient(server.uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("outbox").experiment_id])}
+    assert runs["fit"].data.metrics == {"before": 1.0, "during": 2.0}
+    assert runs["round_1"].data.metrics == {"after": 3.0}
+    assert runs["round_1"].data.tags["mlflow.parentRunId"] == runs["fit"].info.run_id
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+
+
+def test_fit_survives_its_server_dying_and_track_sends_the_rest(tmp_path, server):
+    run_dir = tmp_path / "run"
+    fit = subprocess.Popen(
+        [sys.executable, "-m", "seal_lightning", "fit", f"run_dir={run_dir}", f"tracking.tracking_uri={server.uri}",
+         *TINY_FIT],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in fit.stdout:
+        if line.startswith("round_1: sampling"):
+            server.kill()
+            break
+    _, err = fit.communicate(timeout=900)
+    assert fit.returncode == 0, err[-3000:]
+    assert "does not answer" in err and "python -m seal_lightning track" in err
+    summary = json.loads((run_dir / "round_1" / "summary.json").read_text())
+    assert (run_dir / "round_1" / "policy" / "model.safetensors").is_file()  # the run directory is complete
+    waiting = len((run_dir / OUTBOX).read_text().splitlines())
+
+    server.start()
+    result = subprocess.run(
+        [sys.executable, "-m", "seal_lightning", "track", str(run_dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"sent {waiting} waiting MLflow logging calls" in result.stdout
+    assert not (run_dir / OUTBOX).exists()
+    client = MlflowClient(server.uri)
+    experiment = client.get_experiment_by_name("seal-lightning").experiment_id
+    runs = {r.info.run_name: r for r in client.search_runs([experiment])}
+    assert set(runs) == {"fit", "round_1"} and {r.info.status for r in runs.values()} == {"FINISHED"}
+    assert runs["round_1"].data.metrics["mean_reward"] == pytest.approx(summary["mean_reward"])
+    artifacts = {a.path for a in client.list_artifacts(runs["round_1"].info.run_id, "round_1")}
+    assert {"round_1/kept.json", "round_1/policy.json", "round_1/adapter"} <= artifacts
+
+
+def test_track_on_a_folder_without_a_run_is_one_line(tmp_path, capsys):
+    assert main(["track", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no tracking.json" in err

@@ -7,6 +7,7 @@ self-edits under forgetting strategies) and `compare` (those strategies side by 
     python -m seal_lightning evaluate --compare runs/eval_base runs/eval_round2
     python -m seal_lightning continual --config conf/continual.yaml continual.strategy=naive,replay
     python -m seal_lightning compare --config conf/continual.yaml --experiment continual-builtin
+    python -m seal_lightning track runs/demo     # MLflow logging kept while its server did not answer
 
 Input problems (config, files, model names) end in one line on stderr and exit status 2.
 """
@@ -20,11 +21,11 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from seal_lightning.config import SealConfig
 from seal_lightning.configure import load_config, to_flat_dict, to_yaml
-from seal_lightning.errors import ConfigError, SealError
+from seal_lightning.errors import ConfigError, DataError, SealError
 from seal_lightning.store import RunStore
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
@@ -40,9 +41,16 @@ RESUMABLE_CHANGES = (
 )  # fmt: skip
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors end as every input problem does: one line, exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"seal-lightning: error: {message} (see: python -m seal_lightning --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seal-lightning", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="seal-lightning", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for name, help_text in (
         (
             "fit",
@@ -51,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", "Score a model or saved policy under the paper's conditions (no update, passage, ...)."),
         ("continual", "Apply self-edits one after another under forgetting strategies; accuracy matrix per strategy."),
         ("compare", "Print and plot the continual strategies logged in an MLflow experiment side by side."),
+        ("track", "Send the MLflow logging calls a run kept while its MLflow server did not answer."),
     ):
         command = commands.add_parser(name, help=help_text, description=help_text)
+        if name == "track":
+            command.add_argument("run_dir", help="the run directory whose tracking_outbox.jsonl to send")
+            command.add_argument("--uri", help="send them to this MLflow store instead of the run's own")
+            continue
         command.add_argument("--config", help="YAML file (see conf/); schema defaults when omitted")
         command.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         command.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. outer.rounds=2 model.name=PATH")
@@ -73,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "track":
+            return track(args.run_dir, args.uri)
         config = load_config(args.config, args.overrides, strategy_files=args.command == "continual")
         if args.print_config:
             print(to_yaml(config), end="")
@@ -260,6 +275,28 @@ def compare(config: SealConfig, experiment: str, reference: str | None) -> int:
     table, figure = compare_strategies(tracker, store, experiment, reference)
     print(table)
     print(f"figure: {figure}")
+    return 0
+
+
+def track(run_dir: str, uri: str | None) -> int:
+    from seal_lightning.config import TrackingConfig
+    from seal_lightning.tracking import SETTINGS, Tracker
+
+    if not os.path.isfile(os.path.join(run_dir, SETTINGS)):
+        raise DataError(f"{run_dir} has no {SETTINGS}: no command has logged from that run directory")
+    store = RunStore(run_dir)
+    with store.hold("track"):
+        saved = store.read_json(SETTINGS)
+        tracker = Tracker(
+            TrackingConfig(tracking_uri=uri or saved["tracking_uri"], experiment=saved["experiment"]), store
+        )
+        waiting = tracker.waiting_calls()
+        if not tracker.flush():
+            raise SealError(
+                f"MLflow at {tracker.uri} stopped answering; {tracker.waiting_calls()} of {waiting} logging calls "
+                "still wait: run the same command again"
+            )
+    print(f"sent {waiting} waiting MLflow logging calls to {tracker.uri}")
     return 0
 
 

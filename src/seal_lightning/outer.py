@@ -114,7 +114,7 @@ class ReSTEM:
         prefix = f"round_{round_index}"
         policy_path = self.policy_path(round_index - 1)
         policy = load_model(self.config.model, policy_path)
-        with self.tracker.run(prefix, prefix) as run_id:
+        with self.tracker.run(prefix, prefix):
             for callback in self.callbacks:
                 callback.before_e_step(self, round_index, policy, policy_path)
             assert self.sampling.sampler is not None
@@ -126,7 +126,7 @@ class ReSTEM:
             self.store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
             self.store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
-            mstep_loss = self.m_step(prefix, policy, pairs, round_index, run_id)
+            mstep_loss = self.m_step(prefix, policy, pairs, round_index)
             summary = summarize_round(round_index, items, scored, kept, self.documents_cut(items, selfedits))
             summary.mstep_truncated = cut_pairs(pairs, self.tokenizer, self.config.outer.max_length)
             summary.mstep_loss = mstep_loss
@@ -239,7 +239,6 @@ class ReSTEM:
         policy: PreTrainedModel,
         pairs: list[SFTPair],
         round_index: int,
-        run_id: str,
     ) -> float:
         """SFT on the kept pairs, save the adapter, merge, save the merged policy. No pairs: policy unchanged."""
         if not pairs:
@@ -247,11 +246,9 @@ class ReSTEM:
             self.store.write_dir(f"{prefix}/adapter", lambda folder: None)
             self.store.write_dir(f"{prefix}/policy", self.save_policy(policy))
             return float("nan")
-        module = ReSTEMPolicyModule(policy, self.config.outer)
-        logger = self.tracker.lightning_logger(run_id, prefix="mstep")
-        loss = module.learn(
-            pairs, self.tokenizer, seed=self.config.seed + round_index, logger=logger, callbacks=self.callbacks
-        )
+        module = ReSTEMPolicyModule(policy, self.config.outer, seed=self.config.seed + round_index)
+        logger = self.tracker.lightning_logger(prefix="mstep")
+        loss = module.learn(pairs, self.tokenizer, logger=logger, callbacks=self.callbacks)
         self.store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
         self.store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
         return loss

@@ -1,22 +1,28 @@
 """MLflow tracking: a parent run per command, a nested run per round. Nothing else talks to MLflow.
 
-The run ids are kept in the run directory, so a resumed command keeps logging into the same runs.
 The default store is a sqlite file inside the run directory; `tracking.tracking_uri` may name a server.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
-from lightning.pytorch.loggers import MLFlowLogger
+import requests
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from seal_lightning.config import TrackingConfig
 from seal_lightning.errors import SealError
@@ -24,9 +30,22 @@ from seal_lightning.store import RunStore
 
 # MLflow's param values are limited in length; long lists are cut rather than rejected.
 MAX_PARAM_CHARS = 500
+OUTBOX = "tracking_outbox.jsonl"
+# Where the run's MLflow store is, for `python -m seal_lightning track RUN_DIR`.
+SETTINGS = "tracking.json"
+# Tries of one logging call (with 1, 2, 4 s between them) before it waits in the outbox.
+REQUEST_RETRIES = 3
+# What a server that has gone away raises.
+UNANSWERED = (MlflowException, requests.exceptions.RequestException, OSError)
 
 
 class Tracker:
+    """Every logging call is sent at once while MLflow answers. When a server stops answering, the call and
+    every later one wait, in order, in RUN_DIR/tracking_outbox.jsonl: the command goes on (its results are
+    in the run directory), the outbox is retried when the next run starts and when the command ends, and
+    `python -m seal_lightning track RUN_DIR` sends what is left. Runs are named by keys; their ids are
+    kept in RUN_DIR/mlflow_runs.json, so a resumed command logs into the same runs."""
+
     def __init__(self, config: TrackingConfig, store: RunStore) -> None:
         self.store = store
         self.uri = config.tracking_uri or f"sqlite:///{store.root.resolve() / 'mlflow.db'}"
@@ -45,53 +64,164 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(config.experiment, artifact_location=artifacts)
         else:
             self.experiment_id = experiment.experiment_id
+        self.active: list[str] = []  # keys of the open runs, outermost first
+        self.waiting = bool(self.store.read_jsonl(OUTBOX))
+        self.store.write_json(SETTINGS, {"tracking_uri": config.tracking_uri, "experiment": config.experiment})
 
     @contextmanager
     def run(self, key: str, name: str, params: dict[str, Any] | None = None) -> Iterator[str]:
-        """Start (or resume, by `key` in the run directory) a run nested in the active one; yields its id."""
-        ids = self.store.read_json("mlflow_runs.json") or {}
-        active = mlflow.active_run()
-        with mlflow.start_run(
-            run_id=ids.get(key),
-            experiment_id=self.experiment_id,
-            run_name=name,
-            nested=active is not None,
-        ) as run:
-            if key not in ids:
-                self.store.write_json("mlflow_runs.json", {**ids, key: run.info.run_id})
-                if params:
-                    mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()})
-            yield run.info.run_id
+        """Start (or resume) the run `key`, nested in the open one; params are logged once. Yields the key."""
+        cut = {k: str(v)[:MAX_PARAM_CHARS] for k, v in (params or {}).items()}
+        parent = self.active[-1] if self.active else None
+        self.send({"op": "start", "run": key, "name": name, "parent": parent, "params": cut})
+        self.active.append(key)
+        status = "FAILED"
+        try:
+            yield key
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            self.active.pop()
+            self.send({"op": "end", "run": key, "status": status})
+            if not self.active and self.waiting and not self.flush():
+                print(
+                    f"seal-lightning: {self.waiting_calls()} MLflow logging calls wait in {self.store.path(OUTBOX)}; "
+                    f"once {self.uri} answers: python -m seal_lightning track {self.store.root}",
+                    file=sys.stderr,
+                )
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        mlflow.set_tags(tags)
+        self.send({"op": "tags", "run": self.active[-1], "tags": tags})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        mlflow.log_metrics(metrics, step=step)
+        values = {k: float(v) for k, v in metrics.items()}
+        timestamp = int(time.time() * 1000)
+        self.send({"op": "metrics", "run": self.active[-1], "metrics": values, "step": step or 0, "time": timestamp})
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        if Path(path).is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
-        else:
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        """A file or folder of the run directory; sent late, it is sent as it is then."""
+        folder = str(Path(path).resolve())
+        self.send({"op": "artifact", "run": self.active[-1], "path": folder, "artifact_path": artifact_path})
 
     def log_reference(self, path: str | Path, artifact_file: str, fingerprint: str) -> None:
         """Record a large folder (a merged policy) by where it is and what it holds, not by a copy: the run
         directory keeps the only one (a 7B policy is about 15 GB)."""
         folder = Path(path).resolve()
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        mlflow.log_dict({"path": str(folder), "fingerprint": fingerprint, "bytes": size}, artifact_file)
+        content = {"path": str(folder), "fingerprint": fingerprint, "bytes": size}
+        self.send({"op": "dict", "run": self.active[-1], "content": content, "artifact_file": artifact_file})
 
-    def lightning_logger(self, run_id: str, prefix: str = "") -> MLFlowLogger:
-        """Lightning's own MLflow logger, writing training curves into an existing run."""
-        return MLFlowLogger(tracking_uri=self.uri, run_id=run_id, prefix=prefix, log_model=False)
+    def lightning_logger(self, prefix: str) -> Logger:
+        """Lightning's training curves, into the open run through this tracker (so they wait with the rest)."""
+        return TrainingCurves(self, prefix)
+
+    def send(self, call: dict[str, Any]) -> None:
+        """Do one logging call, or keep it (and every later one, to keep their order) for when MLflow answers.
+        While calls wait, each run start tries to send them first."""
+        if self.waiting and not (call["op"] == "start" and self.flush()):
+            self.store.append_jsonl(OUTBOX, call)
+            return
+        try:
+            with _without_retries(REQUEST_RETRIES):
+                self.perform(call)
+        except UNANSWERED as exc:
+            self.waiting = True
+            self.store.append_jsonl(OUTBOX, call)
+            reason = str(exc).splitlines()[0][:160]
+            print(
+                f"seal-lightning: MLflow at {self.uri} does not answer ({reason}); logging waits in "
+                f"{self.store.path(OUTBOX)} and is retried as the command goes on",
+                file=sys.stderr,
+            )
+
+    def waiting_calls(self) -> int:
+        return len(self.store.read_jsonl(OUTBOX))
+
+    def flush(self) -> bool:
+        """Send the waiting calls in order, dropping each from the outbox once done; True when none is left."""
+        calls = self.store.read_jsonl(OUTBOX)
+        for index, call in enumerate(calls):
+            try:
+                with _without_retries():
+                    self.perform(call)
+            except UNANSWERED:
+                return False
+            left = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in calls[index + 1 :])
+            self.store.write_text(OUTBOX, left)
+        self.store.path(OUTBOX).unlink(missing_ok=True)
+        self.waiting = False
+        return True
+
+    def perform(self, call: dict[str, Any]) -> None:
+        if call["op"] == "start":
+            self.start(call)
+            return
+        run_id = (self.store.read_json("mlflow_runs.json") or {})[call["run"]]
+        if call["op"] == "end":
+            self.client.set_terminated(run_id, call["status"])
+        elif call["op"] == "metrics":
+            metrics = [Metric(k, v, call["time"], call["step"]) for k, v in call["metrics"].items()]
+            self.client.log_batch(run_id, metrics=metrics)
+        elif call["op"] == "tags":
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in call["tags"].items()])
+        elif call["op"] == "artifact":
+            log = self.client.log_artifacts if Path(call["path"]).is_dir() else self.client.log_artifact
+            log(run_id, call["path"], call["artifact_path"])
+        elif call["op"] == "dict":
+            self.client.log_dict(run_id, call["content"], call["artifact_file"])
+
+    def start(self, call: dict[str, Any]) -> None:
+        """Create the run (its id saved before anything else, so a crash cannot make a second one) or mark it
+        running again; its params once."""
+        ids = self.store.read_json("mlflow_runs.json") or {}
+        if call["run"] in ids:
+            run_id = ids[call["run"]]
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            tags = {MLFLOW_PARENT_RUN_ID: ids[call["parent"]]} if call["parent"] else {}
+            run_id = self.client.create_run(self.experiment_id, run_name=call["name"], tags=tags).info.run_id
+            self.store.write_json("mlflow_runs.json", {**ids, call["run"]: run_id})
+        if call["params"] and not self.client.get_run(run_id).data.params:
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in call["params"].items()])
+
+
+class TrainingCurves(Logger):
+    """A Lightning logger that hands the training loop's metrics to the tracker's open run."""
+
+    def __init__(self, tracker: Tracker, prefix: str) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.prefix = prefix
+
+    @property
+    def name(self) -> str:
+        return self.prefix
+
+    @property
+    def version(self) -> str:
+        return self.tracker.active[-1]
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.tracker.log_metrics({f"{self.prefix}-{k}": v for k, v in metrics.items()}, step)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """The command's config is already the run's params."""
 
 
 @contextmanager
-def _without_retries() -> Iterator[None]:
+def _without_retries(retries: int = 0) -> Iterator[None]:
     """MLflow retries an unreachable server for about four minutes before it fails; at start, one try
-    tells a wrong `tracking_uri` at once."""
-    settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    tells a wrong `tracking_uri` at once, and a logging call tries a few times (seconds) before it waits
+    in the outbox."""
+    settings = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
