@@ -55,7 +55,7 @@ def _compare_file(a: Path, b: Path, roots: tuple[str, str]) -> list[str]:
     except UnicodeDecodeError:
         return [] if a.read_bytes() == b.read_bytes() else ["contents differ"]
     if a.suffix == ".jsonl":
-        return _compare_records(*([json.loads(line) for line in text.splitlines()] for text in (text_a, text_b)))
+        return _compare_records(*([json.loads(line) for line in text.split("\n") if line] for text in (text_a, text_b)))
     if a.suffix in (".json", ".yaml"):
         return _differences(*(yaml.safe_load(text) for text in (text_a, text_b)), "")
     return [] if text_a == text_b else ["contents differ"]
