@@ -66,6 +66,10 @@ ROUND_PHASES = [
     "M-step training", "adapter save", "merge", "policy save", "MLflow logging",
 ]  # fmt: skip
 QUICK_TARGETS = [(0, "inner loops"), (0, "policy save"), (1, "sampling")]
+CONTINUAL_PHASES = {
+    "selfedits": "sampling", "learn": "continual step training", "accuracy_row": "continual accuracy row",
+    "run_sequence": "continual between steps", "track": "MLflow logging", "save_strategy_figure": "continual figure",
+}  # fmt: skip
 LONG_PHASES = {"held-out evaluation", "sampling", "inner loops", "M-step training"}
 POLL_S = 0.02
 
@@ -104,8 +108,8 @@ def classify(frames: list[tuple[str, int, str]]) -> str:
             return "policy load"
         if name == "outer.py":
             return "between rounds"
-        if package == "continual":
-            return f"continual {function}"
+        if package == "continual" and function in CONTINUAL_PHASES:
+            return CONTINUAL_PHASES[function]
         if name == "evaluation.py":
             return f"evaluate {function}"
     return "start-up"
