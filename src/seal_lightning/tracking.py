@@ -53,7 +53,7 @@ class Tracker:
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
         try:
-            with _without_retries():
+            with _http_retries():
                 experiment = self.client.get_experiment_by_name(config.experiment)
         except MlflowException as exc:
             text = str(exc)
@@ -65,6 +65,7 @@ class Tracker:
         else:
             self.experiment_id = experiment.experiment_id
         self.active: list[str] = []  # keys of the open runs, outermost first
+        self.run_ids: dict[str, str] = self.store.read_json("mlflow_runs.json") or {}
         self.waiting = bool(self.store.read_jsonl(OUTBOX))
         self.store.write_json(SETTINGS, {"tracking_uri": config.tracking_uri, "experiment": config.experiment})
 
@@ -124,7 +125,7 @@ class Tracker:
             self.store.append_jsonl(OUTBOX, call)
             return
         try:
-            with _without_retries(REQUEST_RETRIES):
+            with _http_retries(REQUEST_RETRIES):
                 self.perform(call)
         except UNANSWERED as exc:
             self.waiting = True
@@ -144,7 +145,7 @@ class Tracker:
         calls = self.store.read_jsonl(OUTBOX)
         for index, call in enumerate(calls):
             try:
-                with _without_retries():
+                with _http_retries():
                     self.perform(call)
             except UNANSWERED:
                 return False
@@ -158,7 +159,7 @@ class Tracker:
         if call["op"] == "start":
             self.start(call)
             return
-        run_id = (self.store.read_json("mlflow_runs.json") or {})[call["run"]]
+        run_id = self.run_ids[call["run"]]
         if call["op"] == "end":
             self.client.set_terminated(run_id, call["status"])
         elif call["op"] == "metrics":
@@ -175,14 +176,14 @@ class Tracker:
     def start(self, call: dict[str, Any]) -> None:
         """Create the run (its id saved before anything else, so a crash cannot make a second one) or mark it
         running again; its params once."""
-        ids = self.store.read_json("mlflow_runs.json") or {}
-        if call["run"] in ids:
-            run_id = ids[call["run"]]
+        if call["run"] in self.run_ids:
+            run_id = self.run_ids[call["run"]]
             self.client.update_run(run_id, status="RUNNING")
         else:
-            tags = {MLFLOW_PARENT_RUN_ID: ids[call["parent"]]} if call["parent"] else {}
+            tags = {MLFLOW_PARENT_RUN_ID: self.run_ids[call["parent"]]} if call["parent"] else {}
             run_id = self.client.create_run(self.experiment_id, run_name=call["name"], tags=tags).info.run_id
-            self.store.write_json("mlflow_runs.json", {**ids, call["run"]: run_id})
+            self.run_ids[call["run"]] = run_id
+            self.store.write_json("mlflow_runs.json", self.run_ids)
         if call["params"] and not self.client.get_run(run_id).data.params:
             self.client.log_batch(run_id, params=[Param(k, v) for k, v in call["params"].items()])
 
@@ -213,7 +214,7 @@ class TrainingCurves(Logger):
 
 
 @contextmanager
-def _without_retries(retries: int = 0) -> Iterator[None]:
+def _http_retries(retries: int = 0) -> Iterator[None]:
     """MLflow retries an unreachable server for about four minutes before it fails; at start, one try
     tells a wrong `tracking_uri` at once, and a logging call tries a few times (seconds) before it waits
     in the outbox."""
