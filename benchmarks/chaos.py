@@ -2,7 +2,7 @@
 directory it finally leaves with the one an uninterrupted run leaves (issue 14).
 
     python benchmarks/chaos.py fit                   # 2 rounds, a kill in every phase of each (21 kills)
-    python benchmarks/chaos.py evaluate --kills 5    # at random moments
+    python benchmarks/chaos.py evaluate --kills 5    # spread over the phases it runs through
     python benchmarks/chaos.py continual --kills 5
     python benchmarks/chaos.py fit --quick           # the CI version (tests/test_chaos.py)
 
@@ -91,7 +91,8 @@ def classify(frames: list[tuple[str, int, str]]) -> str:
     for index, (name, package, _line, function) in enumerate(ours):
         caller = next((text for text in callers[index + 1 :] if "self." in text), "")
         if name == "tracking.py":
-            return "MLflow run start" if "tracker.run" in caller else "MLflow logging"
+            in_round = any(fn == "run_round" for *_, fn in ours)
+            return "MLflow logging" if in_round and "tracker.run" not in caller else "MLflow run start"
         if name == "mstep.py":
             return "merge" if function == "merged" else "M-step training"
         if name == "store.py" and function == "write_dir":
@@ -178,12 +179,13 @@ def run_to_end(argv: list[str], run_dir: Path, log: Path) -> tuple[float, list[s
 
 
 def aimed_kill(probe: Probe, run_dir: Path, target: tuple[int, str], rng: random.Random) -> Kill | None:
-    """Kill once the target (finished rounds, phase) runs, or at once if the run has gone past its round."""
+    """Kill once the target (finished rounds, phase) runs. A phase too short to be seen is passed over,
+    so the kill lands in the next phase of that round that is, or at once if the run has left the round."""
     rounds, wanted = target
     while probe.process.poll() is None:
         phase = probe.phase()
         done = finished_rounds(run_dir)
-        if phase is not None and ((phase == wanted and done == rounds) or done > rounds):
+        if phase is not None and ((done == rounds and reached(phase, wanted)) or done > rounds):
             if phase in LONG_PHASES:
                 time.sleep(rng.uniform(0.0, 1.5))
             return kill_now(probe, phase)
@@ -191,11 +193,26 @@ def aimed_kill(probe: Probe, run_dir: Path, target: tuple[int, str], rng: random
     return None
 
 
-def timed_kill(probe: Probe, delay_s: float) -> Kill | None:
-    """Kill after `delay_s` seconds (the phase read just before)."""
-    while probe.process.poll() is None and probe.elapsed() < delay_s:
+def reached(phase: str, wanted: str) -> bool:
+    """`phase` is `wanted` or comes after it in a round. The first two phases (held-out evaluation,
+    policy load) are long enough to be aimed at exactly; a model load at start-up counts as policy load."""
+    if phase == wanted:
+        return True
+    later = ROUND_PHASES[2:]
+    return phase in later and wanted in later and later.index(phase) > later.index(wanted)
+
+
+def phase_kill(probe: Probe, wanted: str, order: list[str], rng: random.Random) -> Kill | None:
+    """Kill once `wanted` runs, or a phase that first ran after it in the uninterrupted run (the rerun
+    resumed past it)."""
+    while probe.process.poll() is None:
+        phase = probe.phase()
+        if phase in order and order.index(phase) >= order.index(wanted):
+            if phase in LONG_PHASES:
+                time.sleep(rng.uniform(0.0, 1.5))
+            return kill_now(probe, phase)
         time.sleep(POLL_S)
-    return kill_now(probe, probe.phase() or "start-up") if probe.process.poll() is None else None
+    return None
 
 
 def kill_now(probe: Probe, phase: str) -> Kill:
@@ -204,17 +221,20 @@ def kill_now(probe: Probe, phase: str) -> Kill:
     return Kill(round(probe.elapsed(), 1), seen)
 
 
-def chaos(argv: list[str], run_dir: Path, log: Path, plan: list, reference_s: float, seed: int) -> list[Kill]:
+def chaos(argv: list[str], run_dir: Path, log: Path, plan: list, order: list[str], seed: int) -> list[Kill]:
     """Rerun the command after each planned kill, then once more to the end."""
     rng = random.Random(seed)
     kills: list[Kill] = []
     trace = run_dir.parent / f"{run_dir.name}.trace"
     for target in plan:
+        if isinstance(target, tuple) and finished_rounds(run_dir) > target[0]:
+            print(f"  target {target}: the run had already passed it", flush=True)
+            continue
         probe = Probe([*argv, f"run_dir={run_dir}"], log, trace)
         if isinstance(target, tuple):
             kill = aimed_kill(probe, run_dir, target, rng)
         else:
-            kill = timed_kill(probe, target * reference_s)
+            kill = phase_kill(probe, target, order, rng)
         if kill is None:
             if probe.process.returncode != 0:
                 raise SystemExit(f"a rerun failed (exit {probe.process.returncode}); see {log}")
@@ -227,14 +247,14 @@ def chaos(argv: list[str], run_dir: Path, log: Path, plan: list, reference_s: fl
     return kills
 
 
-def kill_plan(command: str, kills: int, quick: bool, rng: random.Random) -> list:
-    """fit: one aimed kill per phase and round; the others: moments spread evenly over the uninterrupted
-    run's length (a rerun resumes, so each kill lands further on), each drawn at random within its share."""
+def kill_plan(command: str, kills: int, quick: bool, order: list[str]) -> list:
+    """fit: one aimed kill per phase and round; the others: `kills` kills spread in run order over the
+    phases the uninterrupted run went through (each phase at least once when there are enough kills)."""
     if command == "fit":
         if quick:
             return QUICK_TARGETS
         return [(r, p) for r in (0, 1) for p in ROUND_PHASES] + [(2, "held-out evaluation")]
-    return [rng.uniform(0.15, 0.35) for _ in range(kills)]
+    return [order[i * len(order) // kills] for i in range(kills)]
 
 
 def main() -> int:
@@ -255,8 +275,9 @@ def main() -> int:
         profile = Counter(p for p in phases if p)
         print(f"uninterrupted: {reference_s:.0f} s; phases seen at 2 Hz: "
               + ", ".join(f"{p} {n}" for p, n in profile.most_common()), flush=True)  # fmt: skip
-        plan = kill_plan(args.command, args.kills, args.quick, random.Random(args.seed))
-        kills = chaos(argv, work / "chaos", log, plan, reference_s, args.seed)
+        order = list(dict.fromkeys(p for p in phases if p and p != "start-up"))
+        plan = kill_plan(args.command, args.kills, args.quick, order)
+        kills = chaos(argv, work / "chaos", log, plan, order, args.seed)
         differences = compare_run_dirs(work / "reference", work / "chaos")
         by_phase = Counter(k.phase for k in kills)
         print("kills by phase: " + ", ".join(f"{p} {n}" for p, n in by_phase.most_common()))
