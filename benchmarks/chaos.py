@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,8 @@ CONTINUAL_PHASES = {
     "selfedits": "sampling", "learn": "continual step training", "accuracy_row": "continual accuracy row",
     "run_sequence": "continual between steps", "track": "MLflow logging", "save_strategy_figure": "continual figure",
 }  # fmt: skip
+# Seen both before and after a command's work, so no place in its order: evaluate and continual aim elsewhere.
+OUTSIDE_WORK = ("start-up", "MLflow run start")
 LONG_PHASES = {"held-out evaluation", "sampling", "inner loops", "M-step training"}
 POLL_S = 0.02
 
@@ -178,52 +181,59 @@ def run_to_end(argv: list[str], run_dir: Path, log: Path) -> tuple[float, list[s
     return probe.elapsed(), phases
 
 
-def aimed_kill(probe: Probe, run_dir: Path, target: tuple[int, str], rng: random.Random) -> Kill | None:
+def kill_when(probe: Probe, aimed: Callable[[str], bool], delay: Callable[[], float]) -> Kill | None:
+    """Kill once the phase running is one `aimed` accepts; in a long phase after a random `delay`,
+    checked again just before (a brief pass through it is not a kill in it)."""
+    while probe.process.poll() is None:
+        phase = probe.phase()
+        if phase is not None and aimed(phase) and phase in LONG_PHASES:
+            time.sleep(delay())
+            phase = probe.phase()
+        if phase is not None and aimed(phase):
+            probe.kill()
+            return Kill(round(probe.elapsed(), 1), phase)
+        time.sleep(POLL_S)
+    return None
+
+
+def aimed_kill(probe: Probe, run_dir: Path, target: tuple[int, str], delay: Callable[[], float]) -> Kill | None:
     """Kill once the target (finished rounds, phase) runs. A phase too short to be seen is passed over,
     so the kill lands in the next phase of that round that is, or at once if the run has left the round."""
     rounds, wanted = target
-    while probe.process.poll() is None:
-        phase = probe.phase()
+
+    def aimed(phase: str) -> bool:
         done = finished_rounds(run_dir)
-        if phase is not None and ((done == rounds and reached(phase, wanted)) or done > rounds):
-            if phase in LONG_PHASES:
-                time.sleep(rng.uniform(0.0, 1.5))
-            return kill_now(probe, phase)
-        time.sleep(POLL_S)
-    return None
+        return (done == rounds and reached(phase, wanted)) or done > rounds
+
+    return kill_when(probe, aimed, delay)
 
 
 def reached(phase: str, wanted: str) -> bool:
     """`phase` is `wanted` or comes after it in a round. The first two phases (held-out evaluation,
-    policy load) are long enough to be aimed at exactly; a model load at start-up counts as policy load."""
+    policy load) are long enough to be aimed at exactly, and MLflow logging, which also happens early in a
+    round, is only aimed at exactly; a model load at start-up counts as policy load."""
     if phase == wanted:
         return True
-    later = ROUND_PHASES[2:]
+    later = ROUND_PHASES[2:-1]
     return phase in later and wanted in later and later.index(phase) > later.index(wanted)
 
 
-def phase_kill(probe: Probe, wanted: str, order: list[str], rng: random.Random) -> Kill | None:
+def phase_kill(probe: Probe, wanted: str, order: list[str], delay: Callable[[], float]) -> Kill | None:
     """Kill once `wanted` runs, or a phase that first ran after it in the uninterrupted run (the rerun
     resumed past it)."""
-    while probe.process.poll() is None:
-        phase = probe.phase()
-        if phase in order and order.index(phase) >= order.index(wanted):
-            if phase in LONG_PHASES:
-                time.sleep(rng.uniform(0.0, 1.5))
-            return kill_now(probe, phase)
-        time.sleep(POLL_S)
-    return None
+    return kill_when(probe, lambda phase: phase in order and order.index(phase) >= order.index(wanted), delay)
 
 
-def kill_now(probe: Probe, phase: str) -> Kill:
-    seen = probe.phase() or phase
-    probe.kill()
-    return Kill(round(probe.elapsed(), 1), seen)
-
-
-def chaos(argv: list[str], run_dir: Path, log: Path, plan: list, order: list[str], seed: int) -> list[Kill]:
-    """Rerun the command after each planned kill, then once more to the end."""
+def chaos(
+    argv: list[str], run_dir: Path, log: Path, plan: list, order: list[str], delay_s: float, seed: int
+) -> list[Kill]:
+    """Rerun the command after each planned kill, then once more to the end. A kill in a long phase waits
+    up to `delay_s` into it, at random."""
     rng = random.Random(seed)
+
+    def delay() -> float:
+        return rng.uniform(0.0, delay_s)
+
     kills: list[Kill] = []
     trace = run_dir.parent / f"{run_dir.name}.trace"
     for target in plan:
@@ -232,9 +242,9 @@ def chaos(argv: list[str], run_dir: Path, log: Path, plan: list, order: list[str
             continue
         probe = Probe([*argv, f"run_dir={run_dir}"], log, trace)
         if isinstance(target, tuple):
-            kill = aimed_kill(probe, run_dir, target, rng)
+            kill = aimed_kill(probe, run_dir, target, delay)
         else:
-            kill = phase_kill(probe, target, order, rng)
+            kill = phase_kill(probe, target, order, delay)
         if kill is None:
             if probe.process.returncode != 0:
                 raise SystemExit(f"a rerun failed (exit {probe.process.returncode}); see {log}")
@@ -247,14 +257,16 @@ def chaos(argv: list[str], run_dir: Path, log: Path, plan: list, order: list[str
     return kills
 
 
-def kill_plan(command: str, kills: int, quick: bool, order: list[str]) -> list:
-    """fit: one aimed kill per phase and round; the others: `kills` kills spread in run order over the
-    phases the uninterrupted run went through (each phase at least once when there are enough kills)."""
+def kill_plan(command: str, kills: int, quick: bool, timeline: list[str], order: list[str]) -> list:
+    """fit: one aimed kill per phase and round. The others: one kill in each phase the uninterrupted run
+    spent a second or more in, the rest at evenly spaced moments of its timeline, all in run order."""
     if command == "fit":
         if quick:
             return QUICK_TARGETS
         return [(r, p) for r in (0, 1) for p in ROUND_PHASES] + [(2, "held-out evaluation")]
-    return [order[i * len(order) // kills] for i in range(kills)]
+    work = [p for p in timeline if p in order]
+    spread = [work[int((i + 0.5) * len(work) / (kills - len(order)))] for i in range(kills - len(order))]
+    return sorted([*order, *spread][:kills], key=order.index)
 
 
 def main() -> int:
@@ -275,9 +287,10 @@ def main() -> int:
         profile = Counter(p for p in phases if p)
         print(f"uninterrupted: {reference_s:.0f} s; phases seen at 2 Hz: "
               + ", ".join(f"{p} {n}" for p, n in profile.most_common()), flush=True)  # fmt: skip
-        order = list(dict.fromkeys(p for p in phases if p and p != "start-up"))
-        plan = kill_plan(args.command, args.kills, args.quick, order)
-        kills = chaos(argv, work / "chaos", log, plan, order, args.seed)
+        order = [p for p in dict.fromkeys(phases) if profile[p] >= 2 and p not in ("", *OUTSIDE_WORK)]
+        plan = kill_plan(args.command, args.kills, args.quick, phases, order)
+        # The CI version kills at the first sight of each phase: its phases are too short for a delay.
+        kills = chaos(argv, work / "chaos", log, plan, order, 0.0 if args.quick else 1.5, args.seed)
         differences = compare_run_dirs(work / "reference", work / "chaos")
         by_phase = Counter(k.phase for k in kills)
         print("kills by phase: " + ", ".join(f"{p} {n}" for p, n in by_phase.most_common()))
