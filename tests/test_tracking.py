@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from seal_lightning.cli import main
 from seal_lightning.config import TrackingConfig
-from seal_lightning.errors import SealError
+from seal_lightning.errors import DataError, SealError
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import OUTBOX, Tracker
 
@@ -153,3 +153,25 @@ def test_track_on_a_folder_without_a_run_is_one_line(tmp_path, capsys):
     assert main(["track", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no tracking.json" in err
+
+
+def test_finished_runs_of_a_kind_are_read_back_newest_first_with_their_json_artifacts(tmp_path):
+    store = RunStore(tmp_path / "run")
+    tracker = Tracker(TrackingConfig(experiment="read-back"), store)
+    for name, score in (("first", 1.0), ("second", 2.0)):
+        with tracker.run(name, name):
+            tracker.set_tags({"seal.kind": "continual_strategy"})
+            tracker.log_metrics({"score": score})
+            tracker.log_artifact(store.write_json(f"{name}/matrix.json", {"name": name}))
+        time.sleep(0.01)  # start times are in milliseconds
+    with pytest.raises(RuntimeError), tracker.run("failed", "failed"):
+        tracker.set_tags({"seal.kind": "continual_strategy"})
+        raise RuntimeError
+    with tracker.run("other kind", "other kind"):
+        tracker.set_tags({"seal.kind": "compare"})
+    runs = tracker.finished_runs("read-back", "continual_strategy")
+    read_back = [(r.tags["mlflow.runName"], r.metrics) for r in runs]
+    assert read_back == [("second", {"score": 2.0}), ("first", {"score": 1.0})]
+    assert tracker.read_json_artifact(runs[0].run_id, "matrix.json") == {"name": "second"}
+    with pytest.raises(DataError, match="no MLflow experiment named 'absent'"):
+        tracker.finished_runs("absent", "continual_strategy")

@@ -73,9 +73,6 @@ class RunStore:
             else:
                 partial.unlink(missing_ok=True)
 
-    def exists(self, name: str) -> bool:
-        return self.path(name).exists()
-
     def write_text(self, name: str, text: str) -> Path:
         """Write to a temporary file beside the target, then rename: readers see all or nothing."""
         target = self.path(name)

@@ -9,9 +9,11 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from seal_lightning.config import TrackingConfig
-from seal_lightning.errors import SealError
+from seal_lightning.errors import DataError, SealError
 from seal_lightning.store import RunStore
 
 # MLflow's param values are limited in length; long lists are cut rather than rejected.
@@ -37,6 +39,15 @@ SETTINGS = "tracking.json"
 REQUEST_RETRIES = 3
 # What a server that has gone away raises.
 UNANSWERED = (MlflowException, requests.exceptions.RequestException, OSError)
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """A finished run as read back from the store."""
+
+    run_id: str
+    tags: dict[str, str]
+    metrics: dict[str, float]
 
 
 class Tracker:
@@ -113,6 +124,26 @@ class Tracker:
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         content = {"path": str(folder), "fingerprint": fingerprint, "bytes": size}
         self.send({"op": "dict", "run": self.active[-1], "content": content, "artifact_file": artifact_file})
+
+    def finished_runs(self, experiment: str, kind: str) -> list[LoggedRun]:
+        """The finished runs tagged `seal.kind` = `kind` in `experiment`, newest first: what commands that
+        compare results (`compare`) read back, from this machine or any other sharing the store."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            raise DataError(f"no MLflow experiment named {experiment!r} in {self.uri}")
+        runs = self.client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`seal.kind` = '{kind}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+        )
+        return [LoggedRun(r.info.run_id, dict(r.data.tags), dict(r.data.metrics)) for r in runs]
+
+    def read_json_artifact(self, run_id: str, artifact_path: str) -> Any:
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_path, dst_path=folder, tracking_uri=self.uri
+            )
+            return json.loads(Path(path).read_text())
 
     def lightning_logger(self, prefix: str) -> Logger:
         """Lightning's training curves, into the open run through this tracker (so they wait with the rest)."""

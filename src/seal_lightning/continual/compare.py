@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 
 from seal_lightning.continual import plots
@@ -19,21 +17,13 @@ from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.continual.experiment import TABLE_COLUMNS, format_summary
 from seal_lightning.errors import DataError
 from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
+from seal_lightning.tracking import LoggedRun, Tracker
 
 
-def latest_strategy_runs(tracker: Tracker, experiment: str) -> dict[str, mlflow.entities.Run]:
-    found = tracker.client.get_experiment_by_name(experiment)
-    if found is None:
-        raise DataError(f"no MLflow experiment named {experiment!r} in {tracker.uri}")
-    runs = tracker.client.search_runs(
-        [found.experiment_id],
-        filter_string="tags.`seal.kind` = 'continual_strategy' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-    )
-    latest: dict[str, mlflow.entities.Run] = {}
-    for run in runs:
-        latest.setdefault(run.data.tags["seal.strategy"], run)
+def latest_strategy_runs(tracker: Tracker, experiment: str) -> dict[str, LoggedRun]:
+    latest: dict[str, LoggedRun] = {}
+    for run in tracker.finished_runs(experiment, "continual_strategy"):
+        latest.setdefault(run.tags["seal.strategy"], run)
     if not latest:
         raise DataError(f"MLflow experiment {experiment!r} has no finished continual strategy runs")
     return {name: latest[name] for name in sorted(latest, key=_strategy_rank)}
@@ -44,23 +34,18 @@ def _strategy_rank(name: str) -> tuple[int, str]:
     return (STRATEGIES.index(name) if name in STRATEGIES else len(STRATEGIES), name)
 
 
-def load_matrix(tracker: Tracker, run_id: str) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as folder:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="matrix.json", dst_path=folder, tracking_uri=tracker.uri
-        )
-        return np.array(json.loads(Path(path).read_text())["mean_over_sequences"])
-
-
 def compare(tracker: Tracker, store: RunStore, experiment: str, reference: str | None = None) -> tuple[str, Path]:
     """The printed table and the saved figure (heatmaps side by side, retention curves), also logged."""
     runs = latest_strategy_runs(tracker, experiment)
     summaries = {
-        name: {key: (run.data.metrics[key], run.data.metrics[f"{key}_std"]) for key, _ in TABLE_COLUMNS}
+        name: {key: (run.metrics[key], run.metrics[f"{key}_std"]) for key, _ in TABLE_COLUMNS}
         for name, run in runs.items()
     }
-    seconds = {name: run.data.metrics["step_seconds"] for name, run in runs.items()}
-    matrices = {name: load_matrix(tracker, run.info.run_id) for name, run in runs.items()}
+    seconds = {name: run.metrics["step_seconds"] for name, run in runs.items()}
+    matrices = {
+        name: np.array(tracker.read_json_artifact(run.run_id, "matrix.json")["mean_over_sequences"])
+        for name, run in runs.items()
+    }
     reference_matrix = None
     if reference is not None:
         if not Path(reference).is_file():
