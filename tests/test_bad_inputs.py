@@ -191,7 +191,8 @@ CASES: dict[str, Bad] = {
     "arc-conflict-lr-range": Bad(
         args("fit", "domain=arc", "arc.min_lr=0.1", "arc.max_lr=0.01"), "arc.min_lr=0.1 is above arc.max_lr=0.01"
     ),
-    "arc-standard-not-json": Bad(args("fit", "domain=arc", "arc.standard=not json"), "arc.standard: ARC choice"),
+    "arc-standard-bad-loss": Bad(args("fit", "domain=arc", "arc.standard.loss=everything"), "arc.standard: ARC choice"),
+    "arc-standard-not-a-section": Bad(args("fit", "domain=arc", "arc.standard=not json"), "arc.standard"),
     "arc-train-and-eval-overlap": Bad(
         args("fit", "domain=arc", "arc.tasks=[6150a2bd,66e6c45b]", "arc.eval_tasks=[66e6c45b]"),
         "arc.tasks and arc.eval_tasks share 66e6c45b",

@@ -4,7 +4,6 @@ import pytest
 
 from seal_lightning.cli import main
 from seal_lightning.config import DataConfig
-from seal_lightning.configure import load_config
 from seal_lightning.data.knowledge import load_heldout_passages
 
 pytestmark = pytest.mark.slow
@@ -114,7 +113,8 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
         "arc.max_examples=4",
         "reward.max_new_tokens=16",
         "evaluate.metrics=[token_accuracy,grid_match]",
-        "arc.oracle=[" + ",".join(f"'{c}'" for c in ARC_ORACLE) + "]",
+        "arc.oracle=[{augmentations: [basic], learning_rate: 5e-4, epochs: 2, loss: outputs},"
+        " {augmentations: [], learning_rate: 1e-3, epochs: 1, loss: all}]",
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -127,12 +127,5 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
     (results,) = tmp_path.glob("evaluate/*/results.jsonl")
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["condition"] for r in records] == ["icl", "ttt_standard", "ttt_selfedit", "oracle"]
-    assert records[1]["errors"] == [None] and records[1]["selfedits"] == [
-        load_config(None, ["domain=arc"]).arc.standard
-    ]
-
-
-ARC_ORACLE = [
-    '{"augmentations": ["basic"], "learning_rate": 5e-4, "epochs": 2, "loss": "outputs"}',
-    '{"augmentations": [], "learning_rate": 1e-3, "epochs": 1, "loss": "all"}',
-]
+    standard = '{"augmentations": ["basic"], "learning_rate": 0.0005, "epochs": 2, "loss": "outputs"}'
+    assert records[1]["errors"] == [None] and records[1]["selfedits"] == [standard]

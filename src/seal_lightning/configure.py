@@ -86,7 +86,7 @@ def load_config(
         merged = OmegaConf.merge(OmegaConf.structured(SealConfig), *below, *layers)
         config: SealConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, overrides)) from None
     validate(config)
     return config
 
@@ -145,13 +145,22 @@ def expand_shorthand(override: str) -> str:
     return f"{SHORTHANDS[key]}={value}" if sep and key in SHORTHANDS else override
 
 
-def _describe(exc: OmegaConfBaseException) -> str:
-    """OmegaConf errors span several lines; keep the first and name the full key."""
+def _describe(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
+    """OmegaConf errors span several lines; keep the first and name the full key, or else the override
+    that fails on its own (a merge error, such as a string given for a section, names no key)."""
     message = str(exc).splitlines()[0].strip()
-    key = getattr(exc, "full_key", None)
+    key = getattr(exc, "full_key", None) or next((item for item in overrides if _fails_alone(item)), None)
     if key and key not in message:
         message = f"{key}: {message}"
     return f"invalid config: {message}"
+
+
+def _fails_alone(override: str) -> bool:
+    try:
+        OmegaConf.merge(OmegaConf.structured(SealConfig), OmegaConf.from_dotlist([override]))
+    except OmegaConfBaseException:
+        return True
+    return False
 
 
 def validate(config: SealConfig) -> None:

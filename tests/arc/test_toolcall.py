@@ -6,14 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seal_lightning.arc.augmentations import FAMILIES
-from seal_lightning.arc.config import ArcConfig
+from seal_lightning.arc.config import ArcConfig, ToolCallConfig
 from seal_lightning.arc.toolcall import (
     MAX_SELFEDIT_CHARS,
     ChoiceLimits,
+    ParsedSelfEdit,
     TTTChoice,
     _ToolCall,
+    configured_choice,
     first_object,
-    parse_choice,
     parse_selfedit,
 )
 from seal_lightning.errors import ConfigError
@@ -90,7 +91,7 @@ def test_parse_selfedit_never_raises_and_respects_limits(text):
     assert type(choice.epochs) is int and 1 <= choice.epochs <= LIMITS.max_epochs
     assert choice.loss in ("all", "outputs")
     assert choice.augmentations == tuple(f for f in FAMILIES if f in choice.augmentations)
-    assert parse_choice(choice.to_json(), LIMITS) == choice
+    assert parse_selfedit(choice.to_json(), DEFAULT, LIMITS) == ParsedSelfEdit(choice, None)
 
 
 def test_families_of_the_schema_are_the_augmentation_families():
@@ -169,23 +170,23 @@ def test_clamps_are_all_noted():
 
 def test_config_choices_parse():
     arc = ArcConfig()
-    assert parse_choice(arc.standard, LIMITS) == DEFAULT
-    oracle = [parse_choice(text, LIMITS) for text in arc.oracle]
+    assert configured_choice(arc.standard, LIMITS) == DEFAULT
+    oracle = [configured_choice(choice, LIMITS) for choice in arc.oracle]
     assert oracle[0].augmentations == () and oracle[3].augmentations == ("basic", "size", "repeat")
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("choice", "message"),
     [
-        ('{"augmentations": [], "learning_rate": 1e-3, "epochs": 2}', "loss: missing"),
-        ('{"augmentations": [], "learning_rate": 1e-3, "epochs": "2", "loss": "all"}', "epochs: Input should be"),
-        ('{"augmentations": [], "learning_rate": 1e-3, "epochs": 9, "loss": "all"}', "epochs 9 clamped to 5"),
-        ("basic", "no JSON object"),
+        (ToolCallConfig(loss="none"), "loss: Input should be 'all' or 'outputs'"),
+        (ToolCallConfig(augmentations=["flip"]), "augmentations.0: Input should be"),
+        (ToolCallConfig(learning_rate=0.0), "learning_rate must be positive"),
+        (ToolCallConfig(epochs=9), "epochs 9 clamped to 5"),
     ],
 )
-def test_parse_choice_raises_config_error(text, message):
+def test_a_configured_choice_out_of_bounds_is_a_config_error(choice, message):
     with pytest.raises(ConfigError, match=message):
-        parse_choice(text, LIMITS)
+        configured_choice(choice, LIMITS)
 
 
 def test_to_json_is_canonical():
@@ -193,7 +194,7 @@ def test_to_json_is_canonical():
     assert (
         choice.to_json() == '{"augmentations": ["basic", "chain"], "learning_rate": 0.001, "epochs": 2, "loss": "all"}'
     )
-    assert parse_choice(choice.to_json(), LIMITS) == choice
+    assert parse_selfedit(choice.to_json(), DEFAULT, LIMITS) == ParsedSelfEdit(choice, None)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,9 @@ def test_a_selfedit_becomes_augmented_examples_with_its_own_settings(domain):
 
 
 def test_configured_selfedits_are_whole_objects(domain):
-    for text in (domain.config.arc.standard, *domain.config.arc.oracle):
+    texts = [*domain.conditions()["ttt_standard"].selfedits, *domain.conditions()["oracle"].selfedits]
+    assert len(texts) == 1 + len(domain.config.arc.oracle)
+    for text in texts:
         update = domain.update(TASK, text)
         assert update.error is None and update.examples, text
 

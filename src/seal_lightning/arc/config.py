@@ -8,6 +8,28 @@ from seal_lightning.errors import ConfigError
 
 
 @dataclass
+class ToolCallConfig:
+    """A test-time-training configuration set in the config: the tool call a self-edit writes
+    (arc/toolcall.py), checked by the same strict parser, with nothing clamped."""
+
+    # Families of arc.augmentations: basic, size, chain, repeat.
+    augmentations: list[str] = field(default_factory=lambda: ["basic"])
+    learning_rate: float = 5.0e-4
+    epochs: int = 2
+    # "outputs": loss on the output grids' tokens only; "all": on the whole example.
+    loss: str = "outputs"
+
+
+def oracle_choices() -> list[ToolCallConfig]:
+    return [
+        ToolCallConfig(augmentations=[], learning_rate=5.0e-4, epochs=3, loss="outputs"),
+        ToolCallConfig(augmentations=["basic"], learning_rate=5.0e-4, epochs=2, loss="outputs"),
+        ToolCallConfig(augmentations=["basic", "chain"], learning_rate=1.0e-3, epochs=2, loss="all"),
+        ToolCallConfig(augmentations=["basic", "size", "repeat"], learning_rate=1.0e-3, epochs=2, loss="outputs"),
+    ]
+
+
+@dataclass
 class ArcConfig:
     """Few-shot abstract reasoning (SEAL.md, domain 2): which tasks, and the bounds on tool-call self-edits."""
 
@@ -27,21 +49,14 @@ class ArcConfig:
     max_lr: float = 1.0e-2
     max_epochs: int = 5
     # Test-time training without a self-edit, and what a self-edit leaves out.
-    standard: str = '{"augmentations": ["basic"], "learning_rate": 5e-4, "epochs": 2, "loss": "outputs"}'
+    standard: ToolCallConfig = field(default_factory=ToolCallConfig)
     # The configurations the oracle row of `evaluate` tries on every task (it reports the best).
-    oracle: list[str] = field(
-        default_factory=lambda: [
-            '{"augmentations": [], "learning_rate": 5e-4, "epochs": 3, "loss": "outputs"}',
-            '{"augmentations": ["basic"], "learning_rate": 5e-4, "epochs": 2, "loss": "outputs"}',
-            '{"augmentations": ["basic", "chain"], "learning_rate": 1e-3, "epochs": 2, "loss": "all"}',
-            '{"augmentations": ["basic", "size", "repeat"], "learning_rate": 1e-3, "epochs": 2, "loss": "outputs"}',
-        ]
-    )
+    oracle: list[ToolCallConfig] = field(default_factory=oracle_choices)
 
 
 def validate_arc(config: ArcConfig) -> None:
     """The configured tool calls must parse: an error here, not after a model has loaded."""
-    from seal_lightning.arc.toolcall import ChoiceLimits, parse_choice
+    from seal_lightning.arc.toolcall import ChoiceLimits, configured_choice
 
     if config.tasks is not None and config.eval_tasks is not None:
         shared = sorted(set(config.tasks) & set(config.eval_tasks))
@@ -52,10 +67,11 @@ def validate_arc(config: ArcConfig) -> None:
     if config.min_lr > config.max_lr:
         raise ConfigError(f"arc.min_lr={config.min_lr} is above arc.max_lr={config.max_lr}")
     limits = ChoiceLimits.from_config(config)
-    for key, text in [("arc.standard", config.standard)] + [
-        (f"arc.oracle[{i}]", t) for i, t in enumerate(config.oracle)
+    for key, choice in [
+        ("arc.standard", config.standard),
+        *((f"arc.oracle[{i}]", c) for i, c in enumerate(config.oracle)),
     ]:
         try:
-            parse_choice(text, limits)
+            configured_choice(choice, limits)
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from None

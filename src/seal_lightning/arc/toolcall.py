@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from seal_lightning.arc.augmentations import FAMILIES
-from seal_lightning.arc.config import ArcConfig
+from seal_lightning.arc.config import ArcConfig, ToolCallConfig
 from seal_lightning.errors import ConfigError
 
 # Longer outputs are rejected before parsing: a tool call is a few dozen characters.
@@ -83,8 +83,10 @@ def parse_selfedit(text: str, default: TTTChoice, limits: ChoiceLimits) -> Parse
     return _parse_safely(text, default, limits)
 
 
-def parse_choice(text: str, limits: ChoiceLimits) -> TTTChoice:
-    """A trusted choice from the config (arc.standard, arc.oracle): every key required, nothing clamped."""
+def configured_choice(config: ToolCallConfig, limits: ChoiceLimits) -> TTTChoice:
+    """A choice from the config (arc.standard, arc.oracle), checked as strictly as a self-edit (unknown
+    families, a bad loss), except that a value out of range is an error, not clamped."""
+    text = json.dumps(asdict(config))
     parsed = _parse_safely(text, None, limits)
     if parsed.choice is not None and parsed.notes:
         parsed = ParsedSelfEdit(None, "; ".join(parsed.notes) + " (outside arc.min_lr, arc.max_lr, arc.max_epochs)")

@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.arc.augmentations import Transform, fits, transforms_for
 from seal_lightning.arc.grids import Grid, grid_to_text
-from seal_lightning.arc.toolcall import ChoiceLimits, TTTChoice, parse_choice, parse_selfedit
+from seal_lightning.arc.toolcall import ChoiceLimits, TTTChoice, configured_choice, parse_selfedit
 from seal_lightning.config import SealConfig
 from seal_lightning.data.arc import ArcTask, Pair, load_arc_tasks, load_heldout_arc_tasks
 from seal_lightning.data.knowledge import Question
@@ -94,7 +94,7 @@ class ArcDomain:
         self.config = config
         self.tokenizer = tokenizer
         self.limits = ChoiceLimits.from_config(config.arc)
-        self.standard = parse_choice(config.arc.standard, self.limits)
+        self.standard = configured_choice(config.arc.standard, self.limits)
 
     def load(self, path: str | None = None) -> list[ArcTask]:
         return load_arc_tasks(self.config.data, self.config.arc, path)
@@ -157,10 +157,12 @@ class ArcDomain:
     def conditions(self) -> dict[str, Condition]:
         return {
             "icl": Condition("none"),
-            "ttt_standard": Condition("fixed", (self.config.arc.standard,)),
+            "ttt_standard": Condition("fixed", (self.standard.to_json(),)),
             "ttt_selfedit": Condition("sampled"),
             "seal": Condition("sampled", writer="policy", adapted="policy"),
             "policy_icl": Condition("none", adapted="policy"),
             "policy_selfedit_base": Condition("sampled", writer="policy", adapted="model"),
-            "oracle": Condition("fixed", tuple(self.config.arc.oracle)),
+            "oracle": Condition(
+                "fixed", tuple(configured_choice(c, self.limits).to_json() for c in self.config.arc.oracle)
+            ),
         }
