@@ -11,7 +11,7 @@ from seal_lightning.data.knowledge import Passage
 from seal_lightning.domains import SelfEditUpdate
 from seal_lightning.domains.knowledge import answer_questions, documents_from_selfedit
 from seal_lightning.inner import InnerLoRAModule, SelfEditScorer, tokenized
-from seal_lightning.multilora import Routing, StackedAdamW, StackedLoRALinear, peft_initial_weights, train_adapters
+from seal_lightning.multilora import peft_initial_weights, train_adapters
 from seal_lightning.rewards import answer_sequences, score_questions
 
 PASSAGE = Passage.from_row(builtin_passages("validation")[1])
@@ -19,55 +19,6 @@ OTHER_PASSAGE = Passage.from_row(builtin_passages("validation")[2])
 # Different lengths, so adapters run out of documents at different steps (and must then stand still).
 SELFEDITS = ["The first implication.\nA second, rather longer implication of the passage.", "Just one.", ""]
 SEEDS = [3, 4, 5]
-
-
-def test_stacked_adamw_is_torch_adamw_per_adapter():
-    torch.manual_seed(0)
-    start = torch.randn(3, 4, 5)
-    singles = [torch.nn.Parameter(start[k].clone()) for k in range(3)]
-    optimizers = [torch.optim.AdamW([p], lr=1e-3) for p in singles]
-    stacked = torch.nn.Parameter(start.clone())
-    optimizer = StackedAdamW([stacked], 3, lr=1e-3)
-    for step in range(30):
-        grad = torch.randn(3, 4, 5) * 10.0 ** torch.randint(-6, 1, (3, 1, 1)).float()
-        active = torch.tensor([True, step % 2 == 0, step < 10])
-        for k in range(3):
-            if active[k]:
-                singles[k].grad = grad[k].clone()
-                optimizers[k].step()
-        stacked.grad, optimizer.active = grad, active
-        optimizer.step()
-    for k in range(3):
-        torch.testing.assert_close(stacked[k], singles[k], rtol=0, atol=1e-6)
-
-
-def test_stacked_lora_routes_each_token_through_its_own_adapter_only():
-    """Tokens in any order, some with no adapter (-1), some adapters absent: outputs and gradients equal
-    the per-token formula base(x) + scaling * B_k A_k x."""
-    torch.manual_seed(0)
-    base = torch.nn.Linear(6, 5)
-    initial = [(torch.randn(2, 6), torch.randn(5, 2)) for _ in range(4)]
-    routing = Routing()
-    layer = StackedLoRALinear(base, initial, scaling=2.0, routing=routing)
-    token_adapter = torch.tensor([[2, 0, -1, 2, 0], [-1, 0, 2, 2, -1]])  # adapters 1 and 3 absent
-    routing.set_tokens(token_adapter)
-    x = torch.randn(2, 5, 6, requires_grad=True)
-    out = layer(x)
-    expected = base(x).detach().clone()
-    for row, col in (token_adapter >= 0).nonzero().tolist():
-        a, b = initial[int(token_adapter[row, col])]
-        expected[row, col] += 2.0 * b @ (a @ x[row, col].detach())
-    torch.testing.assert_close(out, expected)
-    weights = torch.randn_like(out)
-    (out * weights).sum().backward()
-    for k in (0, 2):
-        a, b = (w.clone().requires_grad_(True) for w in initial[k])
-        routed = token_adapter == k
-        (2.0 * (x.detach()[routed] @ a.T @ b.T) * weights[routed]).sum().backward()
-        torch.testing.assert_close(layer.lora_A.grad[k], a.grad)
-        torch.testing.assert_close(layer.lora_B.grad[k], b.grad)
-    for k in (1, 3):
-        assert not layer.lora_A.grad[k].any() and not layer.lora_B.grad[k].any()
 
 
 def selfedit_updates(config: InnerConfig) -> list[SelfEditUpdate]:
