@@ -1,0 +1,1 @@
+"""Sequential self-edits as a continual stream, and the strategies against forgetting (`continual`, `compare`)."""
