@@ -182,7 +182,7 @@ CASES: dict[str, Bad] = {
     "continual-conflict-ewc": Bad(
         args("continual", "continual.ewc.mode=separate"), "continual.ewc.decay_factor must be set for mode=online"
     ),
-    "continual-on-arc": Bad(args("continual", "domain=arc"), "continual streams passages: it needs domain=knowledge"),
+    "continual-on-arc": Bad(args("continual", "domain=arc"), "continual streams self-edits as documents to learn"),
     "continual-strategy-file-missing": Bad(
         args("continual", "continual.strategy=ewc", "continual.strategy_dir=/no/such/dir"),
         "strategy file not found: /no/such/dir/ewc.yaml",
@@ -355,9 +355,9 @@ def test_a_bad_input_is_one_line_and_exit_status_2(case, tmp_path, capfd, monkey
 
 
 def test_the_table_covers_every_config_section():
-    from seal_lightning.config import SealConfig
+    from seal_lightning.configure import schema
 
-    sections = {name for name, value in vars(SealConfig()).items() if hasattr(value, "__dataclass_fields__")}
+    sections = {name for name, value in vars(schema()()).items() if hasattr(value, "__dataclass_fields__")}
     named = {case_id.split("-")[0] for case_id in CASES}
     assert sections <= named, sections - named
     assert len(CASES) >= 40

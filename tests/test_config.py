@@ -83,7 +83,7 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["heldout.selfedits=0"], "heldout.selfedits must be positive"),
         (
             ["domain=arc", "evaluate.cpt_passages=4"],
-            "evaluate.cpt_passages (continued pretraining) needs domain=knowledge",
+            "evaluate.cpt_passages (continued pretraining) needs a domain whose self-edits are documents",
         ),
         (
             ["domain=arc", "arc.tasks=[6150a2bd,66e6c45b]", "arc.eval_tasks=[66e6c45b]"],

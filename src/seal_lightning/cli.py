@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from seal_lightning.config import SealConfig
 from seal_lightning.configure import load_config, to_flat_dict, to_yaml
+from seal_lightning.domains.registry import domain_spec, registered
 from seal_lightning.errors import ConfigError, DataError, SealError
 from seal_lightning.store import RunStore
 
@@ -176,7 +177,9 @@ def evaluate(config: SealConfig) -> int:
         if left_out:
             print(f"rows left out: {', '.join(left_out)} (set evaluate.policy to a trained policy folder)")
     paths = {"model": resolve_model_path(config.model.name)} | ({"policy": policy} if policy else {})
-    folder = f"evaluate/{evaluation_id(to_flat_dict(config), EVALUATION_SECTIONS, list(paths.values()))}"
+    folder = (
+        f"evaluate/{evaluation_id(to_flat_dict(config), (*EVALUATION_SECTIONS, config.domain), list(paths.values()))}"
+    )
     external = config.evaluate.external_selfedits
     settings = EvaluationSettings(
         metrics=list(config.evaluate.metrics),
@@ -230,8 +233,8 @@ def report_evaluation(records: list[dict], config: SealConfig, store: RunStore, 
     return text
 
 
-# The settings that shape an evaluation's results (with the models' fingerprints).
-EVALUATION_SECTIONS = ("domain", "data", "inner", "reward", "evaluate", "sampler", "seed", "arc")
+# The settings that shape an evaluation's results (with the models' fingerprints and the domain's own section).
+EVALUATION_SECTIONS = ("domain", "data", "inner", "reward", "evaluate", "sampler", "seed")
 
 
 def compare_evaluations(config: SealConfig, first: str, second: str) -> int:
@@ -245,8 +248,10 @@ def compare_evaluations(config: SealConfig, first: str, second: str) -> int:
 def continual(config: SealConfig) -> int:
     from seal_lightning.continual.experiment import ContinualExperiment, format_summary
 
-    if config.domain != "knowledge":
-        raise ConfigError(f"continual streams passages: it needs domain=knowledge, not domain={config.domain}")
+    if not domain_spec(config.domain).documents:
+        raise ConfigError(
+            f"continual streams self-edits as documents to learn: domain={config.domain}'s are not (use knowledge)"
+        )
     domain, tokenizer = open_domain(config)
     passages = list(domain.load())
     with open_run(config, "continual") as (store, tracker):
@@ -308,8 +313,10 @@ def check_resumable(store: RunStore, config: SealConfig) -> None:
         store.write_json("config.json", current)
         store.write_text("config.yaml", to_yaml(config))
         return
+    # Another domain's section never shapes this domain's results (older runs saved every domain's).
+    other_domains = tuple(f"{name}." for name in registered() if name != config.domain)
     for key in sorted(set(saved) | set(current)):
-        if key.startswith(RESUMABLE_CHANGES):
+        if key.startswith(RESUMABLE_CHANGES) or key.startswith(other_domains):
             continue
         if saved.get(key) != current.get(key):
             raise ConfigError(

@@ -1,15 +1,14 @@
 """The config schema: one dataclass per section (`configure.py` merges YAML files and overrides onto it).
 
 Defaults are the paper's knowledge-incorporation settings (../shared/SEAL.md) on the built-in model and
-corpus; `conf/*.yaml` scale them for an experiment. The `continual` and `arc` sections live beside
-their code (`continual/config.py`, `arc/config.py`).
+corpus; `conf/*.yaml` scale them for an experiment. The `continual` section lives beside its code
+(`continual/config.py`); a domain's own section (ARC's `arc`) comes with the domain (`domains/registry.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from seal_lightning.arc.config import ArcConfig
 from seal_lightning.continual.config import ContinualConfig
 
 
@@ -192,7 +191,8 @@ class TrackingConfig:
 
 @dataclass
 class SealConfig:
-    # knowledge: passages and questions (domain 1); arc: few-shot abstract reasoning (domain 2).
+    # A registered domain (domains/registry.py): knowledge (passages and questions, SEAL's domain 1) and arc
+    # (few-shot abstract reasoning, domain 2) are built in. A domain adds its own section, at its name.
     domain: str = "knowledge"
     run_dir: str = "runs/knowledge"
     seed: int = 0
@@ -205,60 +205,7 @@ class SealConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     heldout: HeldOutConfig = field(default_factory=HeldOutConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
-    arc: ArcConfig = field(default_factory=ArcConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
-@dataclass(frozen=True)
-class DomainChoices:
-    """What a domain accepts (evaluate rows, metrics) and the defaults it sets below any config file."""
-
-    conditions: tuple[str, ...]
-    metrics: tuple[str, ...]
-    defaults: tuple[str, ...] = ()
-
-
 TEACHER_FORCED_METRICS = ("answer_loglik", "token_accuracy")
-KNOWLEDGE_CONDITIONS = (
-    "no_update", "passage", "passage_selfedit", "passage_external",
-    "policy_no_update", "policy_selfedit", "policy_selfedit_base",
-)  # fmt: skip
-DOMAINS: dict[str, DomainChoices] = {
-    "knowledge": DomainChoices(
-        conditions=KNOWLEDGE_CONDITIONS,
-        metrics=(*TEACHER_FORCED_METRICS, "exact_match", "f1", "llm_judge"),
-    ),
-    # A small complete round on the CPU: four small tasks of the paper's twelve, 4 self-edits each, at most
-    # 8 examples per test-time-training update (conf/arc_paper.yaml has the paper's scale). token_accuracy
-    # reaches 1.0 exactly when every cell of the output grid is the model's greedy choice: a dense reward
-    # whose maximum is the paper's binary one.
-    "arc": DomainChoices(
-        conditions=("icl", "ttt_standard", "ttt_selfedit", "seal", "policy_icl", "policy_selfedit_base", "oracle"),
-        metrics=(*TEACHER_FORCED_METRICS, "grid_match", "cell_accuracy"),
-        defaults=(
-            "run_dir=runs/arc",
-            "tracking.experiment=seal-arc",
-            "arc.tasks=[6150a2bd,5582e5ca,6e02f1e3,8be77c9e]",
-            # The four smallest of the reference code's 10 held-out evaluation tasks.
-            "arc.eval_tasks=[66e6c45b,68b67ca3,59341089,bc4146bd]",
-            # Rounds revisit the training tasks; held-out tasks are another list.
-            "data.reuse_items=true",
-            "reward.name=token_accuracy",
-            "reward.max_new_tokens=96",
-            "reward.batch_size=4",
-            "sampler.k=4",
-            # At 1.0 the built-in model strays from JSON more often than not.
-            "sampler.temperature=0.7",
-            "sampler.max_new_tokens=96",
-            "inner.seeds=1",
-            "inner.batch_size=2",
-            "inner.max_length=2048",
-            "outer.rounds=1",
-            "outer.solved_at=1.0",
-            "outer.max_length=2048",
-            "evaluate.conditions=[icl,ttt_standard,ttt_selfedit,seal,oracle]",
-            "evaluate.metrics=[grid_match,cell_accuracy,token_accuracy]",
-            "heldout.metrics=[token_accuracy,grid_match]",
-        ),
-    ),
-}

@@ -6,6 +6,8 @@ fails before any model is loaded; `validate` checks what types alone cannot, eac
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,17 +16,15 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seal_lightning.arc.config import validate_arc
-from seal_lightning.config import DOMAINS, DataConfig, SealConfig
+from seal_lightning.config import DataConfig, SealConfig
 from seal_lightning.continual.config import STRATEGIES, ContinualConfig, validate_continual
+from seal_lightning.domains.registry import domain_spec, registered
 from seal_lightning.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "domain": tuple(DOMAINS),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "model.device": ("auto", "cpu", "cuda"),
     "sampler.backend": ("hf", "vllm"),
-    "continual.metric": DOMAINS["knowledge"].metrics,
     "continual.replay.policy": ("balanced", "reservoir"),
     "continual.ewc.mode": ("separate", "online"),
     "data.builtin_split": ("train", "validation", "test"),
@@ -63,7 +63,7 @@ def load_config(
 ) -> SealConfig:
     """Merge schema defaults, a command's `defaults`, an optional YAML file and overrides, then check.
 
-    The selected domain's defaults (`DOMAINS`) sit right above the schema defaults. With
+    The selected domain's defaults (its `DomainSpec`) sit right above the schema defaults. With
     `strategy_files`, each selected continual strategy's `{strategy_dir}/NAME.yaml` is merged over
     the schema defaults of `continual.NAME`, below the config file and the overrides.
     """
@@ -77,13 +77,11 @@ def load_config(
             layers.append(read_yaml(Path(config_file), "config file"))
         if overrides:
             layers.append(_parse_overrides(overrides))
-        merged: DictConfig = OmegaConf.merge(OmegaConf.structured(SealConfig), *layers)
-        if merged.domain not in DOMAINS:
-            raise ConfigError(f"domain={merged.domain!r} is not one of: {', '.join(DOMAINS)}")
-        below = [OmegaConf.from_dotlist(list(DOMAINS[merged.domain].defaults))]
+        merged: DictConfig = OmegaConf.merge(OmegaConf.structured(schema()), *layers)
+        below = [OmegaConf.from_dotlist(list(domain_spec(merged.domain).defaults))]
         if strategy_files:
             below += _strategy_layers(merged)
-        merged = OmegaConf.merge(OmegaConf.structured(SealConfig), *below, *layers)
+        merged = OmegaConf.merge(OmegaConf.structured(schema()), *below, *layers)
         config: SealConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc, overrides)) from None
@@ -157,10 +155,22 @@ def _describe(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
 
 def _fails_alone(override: str) -> bool:
     try:
-        OmegaConf.merge(OmegaConf.structured(SealConfig), OmegaConf.from_dotlist([override]))
+        OmegaConf.merge(OmegaConf.structured(schema()), OmegaConf.from_dotlist([override]))
     except OmegaConfBaseException:
         return True
     return False
+
+
+def schema() -> type[SealConfig]:
+    """SealConfig with each registered domain's own section (ARC's `arc`) at the domain's name."""
+    sections = tuple((name, spec.section) for name, spec in registered().items() if spec.section is not None)
+    return _schema(sections)
+
+
+@functools.cache
+def _schema(sections: tuple[tuple[str, type], ...]) -> type[SealConfig]:
+    fields = [(name, section, dataclasses.field(default_factory=section)) for name, section in sections]
+    return dataclasses.make_dataclass("SealConfig", fields, bases=(SealConfig,), namespace={"__module__": __name__})
 
 
 def validate(config: SealConfig) -> None:
@@ -170,15 +180,17 @@ def validate(config: SealConfig) -> None:
         value = OmegaConf.select(as_dict, key)
         if value not in choices:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
-    domain = DOMAINS[config.domain]
+    domain = domain_spec(config.domain)
     if config.reward.name not in domain.metrics:
         raise ConfigError(f"reward.name={config.reward.name!r} is not one of: {', '.join(domain.metrics)}")
     for key, choices in (
         ("evaluate.conditions", domain.conditions),
         ("evaluate.metrics", domain.metrics),
         ("heldout.metrics", domain.metrics),
+        ("continual.metric", domain.metrics),
     ):
-        for value in OmegaConf.select(as_dict, key):
+        values = OmegaConf.select(as_dict, key)
+        for value in [values] if isinstance(values, str) else values:
             if value not in choices:
                 raise ConfigError(
                     f"{key} contains {value!r}; valid entries for domain={config.domain}: {', '.join(choices)}"
@@ -206,12 +218,17 @@ def validate(config: SealConfig) -> None:
         raise ConfigError("heldout.metrics is empty; name at least one metric")
     validate_data(config.data)
     if config.evaluate.cpt_passages is not None:
-        if config.domain != "knowledge":
-            raise ConfigError("evaluate.cpt_passages (continued pretraining) needs domain=knowledge")
+        if not domain.documents:
+            raise ConfigError(
+                f"evaluate.cpt_passages (continued pretraining) needs a domain whose self-edits are documents, "
+                f"not domain={config.domain}"
+            )
         if config.evaluate.cpt_passages < 1:
             raise ConfigError(f"evaluate.cpt_passages must be positive, got {config.evaluate.cpt_passages}")
     validate_continual(config.continual)
-    validate_arc(config.arc)
+    for name, spec in registered().items():
+        if spec.validate is not None:
+            spec.validate(getattr(config, name))
 
 
 def validate_data(config: DataConfig) -> None:

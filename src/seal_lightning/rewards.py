@@ -3,9 +3,9 @@
 `answer_loglik` (mean log-probability of the gold answer tokens) is dense and cheap, the default
 for the built-in model; `token_accuracy` (share of gold answer tokens the model predicts first,
 teacher-forced) comes from the same forward pass and is bounded like an accuracy. Greedy answers
-are graded by `exact_match` and `f1` (SQuAD normalisation) or `llm_judge` (an OpenAI-compatible
-endpoint, like the paper's GPT-4.1 grader) for passages, and by `grid_match` (the paper's binary
-ARC reward) or `cell_accuracy` for ARC grids. Which metrics a domain accepts is in `config.DOMAINS`.
+are graded by `llm_judge` (an OpenAI-compatible endpoint, like the paper's GPT-4.1 grader) or by the
+graders a domain registers (`domains/registry.py`): `exact_match` and `f1` for passages
+(`knowledge/graders.py`), `grid_match` and `cell_accuracy` for ARC grids (`arc/graders.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import string
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,9 +23,9 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seal_lightning.arc.grids import text_to_grid
 from seal_lightning.config import TEACHER_FORCED_METRICS, JudgeConfig, RewardConfig
 from seal_lightning.data.knowledge import Question
+from seal_lightning.domains.registry import grader
 from seal_lightning.errors import SealError
 from seal_lightning.finetune import IGNORE_INDEX, pad_batch
 from seal_lightning.models import chat_prompt
@@ -35,8 +34,6 @@ from seal_lightning.sampling.hf import generate_texts
 if TYPE_CHECKING:
     from openai import OpenAI
 
-PUNCTUATION = frozenset(string.punctuation)
-
 JUDGE_PROMPT = (
     "You are grading a student's answer to a question. Decide only from the gold answer whether the "
     "student's answer is correct; do not use outside knowledge. Minor differences in wording, case or "
@@ -44,56 +41,6 @@ JUDGE_PROMPT = (
     "Question: {question}\nGold answer: {gold}\nStudent answer: {prediction}\n\n"
     "Reply with a single word: yes or no."
 )
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in PUNCTUATION)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = collections.Counter(predicted) & collections.Counter(expected)
-    overlap = sum(common.values())
-    if not predicted or not expected:
-        return float(predicted == expected)
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / len(predicted), overlap / len(expected)
-    return 2 * precision * recall / (precision + recall)
-
-
-def grid_match(prediction: str, gold: str) -> float:
-    """1.0 when the first grid in the answer is the gold grid, cell for cell."""
-    predicted = text_to_grid(prediction)
-    return float(predicted is not None and predicted == text_to_grid(gold))
-
-
-def cell_accuracy(prediction: str, gold: str) -> float:
-    """Share of the gold grid's cells the predicted grid has right; 0.0 for a grid of another shape."""
-    predicted, expected = text_to_grid(prediction), text_to_grid(gold)
-    if (
-        predicted is None
-        or expected is None
-        or len(predicted) != len(expected)
-        or len(predicted[0]) != len(expected[0])
-    ):
-        return 0.0
-    cells = [
-        p == e for row_p, row_e in zip(predicted, expected, strict=True) for p, e in zip(row_p, row_e, strict=True)
-    ]
-    return sum(cells) / len(cells)
-
-
-# Graders of one greedy answer against its gold answer (llm_judge, which batches calls, is separate).
-GRADERS = {"exact_match": exact_match, "f1": token_f1, "grid_match": grid_match, "cell_accuracy": cell_accuracy}
 
 
 def question_prompts(tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question]) -> list[str]:
@@ -321,7 +268,8 @@ def grade(metric: str, questions: Sequence[Question], predictions: Sequence[str]
     """Per-question grades of greedy answers under one generated-answer metric."""
     if metric == "llm_judge":
         return judge_answers(config.judge, questions, predictions)
-    return [GRADERS[metric](prediction, q.answer) for prediction, q in zip(predictions, questions, strict=True)]
+    grade_one = grader(metric)
+    return [grade_one(prediction, q.answer) for prediction, q in zip(predictions, questions, strict=True)]
 
 
 def score_questions(

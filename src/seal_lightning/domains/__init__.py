@@ -1,4 +1,4 @@
-"""The experiments SEAL adapts models in, behind one interface (`Domain`)."""
+"""The experiments SEAL adapts models in, behind one interface (`Domain`), registered in `registry.py`."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig
 from seal_lightning.domains.base import Condition, Domain, Item, SelfEditUpdate
+from seal_lightning.domains.registry import domain_spec
 
 __all__ = ["Condition", "Domain", "Item", "SelfEditUpdate", "build_domain"]
 
 
 def build_domain(config: SealConfig, tokenizer: PreTrainedTokenizerBase) -> Domain:
-    if config.domain == "arc":
-        from seal_lightning.domains.arc import ArcDomain
-
-        return ArcDomain(config, tokenizer)
-    from seal_lightning.domains.knowledge import KnowledgeDomain
-
-    return KnowledgeDomain(config, tokenizer)
+    return domain_spec(config.domain).build(config, tokenizer)
