@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 # A grader scores one generated answer against the gold one, in [0, 1].
 Grader = Callable[[str, str], float]
-BUILTIN_PACKAGES = ("seal_lightning.knowledge", "seal_lightning.arc")
+# The built-in domains and the packages that register them, in the order they are listed.
+BUILTIN = {"knowledge": "seal_lightning.knowledge", "arc": "seal_lightning.arc"}
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,11 @@ def register(spec: DomainSpec) -> None:
 
 
 def registered() -> dict[str, DomainSpec]:
-    for package in BUILTIN_PACKAGES:
+    """Every domain: the built-in ones first (whichever was imported first), then others as registered."""
+    for package in BUILTIN.values():
         importlib.import_module(package)
-    return dict(_REGISTERED)
+    names = [*BUILTIN, *(name for name in _REGISTERED if name not in BUILTIN)]
+    return {name: _REGISTERED[name] for name in names}
 
 
 def domain_spec(name: str) -> DomainSpec:
