@@ -95,6 +95,7 @@ class ArcDomain:
         self.tokenizer = tokenizer
         self.limits = ChoiceLimits.from_config(config.arc)
         self.standard = configured_choice(config.arc.standard, self.limits)
+        self.oracle = [configured_choice(choice, self.limits) for choice in config.arc.oracle]
 
     def load(self, path: str | None = None) -> list[ArcTask]:
         return load_arc_tasks(self.config.data, self.config.arc, path)
@@ -162,7 +163,5 @@ class ArcDomain:
             "seal": Condition("sampled", writer="policy", adapted="policy"),
             "policy_icl": Condition("none", adapted="policy"),
             "policy_selfedit_base": Condition("sampled", writer="policy", adapted="model"),
-            "oracle": Condition(
-                "fixed", tuple(configured_choice(c, self.limits).to_json() for c in self.config.arc.oracle)
-            ),
+            "oracle": Condition("fixed", tuple(choice.to_json() for choice in self.oracle)),
         }
