@@ -31,12 +31,13 @@ from seal_lightning.config import (
     SealConfig,
     TrackingConfig,
 )
-from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.finetune import IGNORE_INDEX
-from seal_lightning.inner import SelfEditScorer, adapted, tokenized
+from seal_lightning.inner import adapted, tokenized
+from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.models import builtin_model_folder, load_model, load_tokenizer
 from seal_lightning.multilora import stacked_adapters
 from seal_lightning.sampling.hf import TransformersSampler
+from seal_lightning.scorer import SelfEditScorer
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 

@@ -14,8 +14,8 @@ import argparse
 import time
 
 from seal_lightning.config import DataConfig, ModelConfig, SamplerConfig
-from seal_lightning.data.knowledge import load_passages
-from seal_lightning.domains.knowledge import selfedit_prompt
+from seal_lightning.knowledge.data import load_passages
+from seal_lightning.knowledge.domain import selfedit_prompt
 from seal_lightning.models import builtin_model_folder, chat_prompt, load_model, load_tokenizer
 from seal_lightning.sampling.hf import TransformersSampler
 from seal_lightning.sampling.vllm import VLLMEngine, VLLMSampler

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from seal_lightning.configure import load_config
-from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.heldout import adaptation_label, changes, row_values, saved_records
+from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.store import RunStore
 
 ROWS = (KnowledgeDomain.headline, "policy_selfedit_base", KnowledgeDomain.unadapted, adaptation_label(KnowledgeDomain))

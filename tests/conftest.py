@@ -9,7 +9,7 @@ import torch
 
 from seal_lightning.cli import quiet_libraries
 from seal_lightning.config import ModelConfig, SealConfig
-from seal_lightning.domains.knowledge import KnowledgeDomain
+from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.models import load_model, load_tokenizer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -4,7 +4,7 @@ import pytest
 
 from seal_lightning.cli import main
 from seal_lightning.config import DataConfig
-from seal_lightning.data.knowledge import load_heldout_passages
+from seal_lightning.knowledge.data import load_heldout_passages
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from seal_lightning.cli import main
 from seal_lightning.config import DataConfig, ModelConfig
-from seal_lightning.data.knowledge import load_heldout_passages
+from seal_lightning.knowledge.data import load_heldout_passages
 from seal_lightning.models import fingerprint, load_model
 
 pytestmark = pytest.mark.slow

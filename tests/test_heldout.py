@@ -1,7 +1,7 @@
 """The held-out table of fit: rows per round, and changes from round 0 paired by item."""
 
-from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.heldout import changes, format_heldout, row_values
+from seal_lightning.knowledge.domain import KnowledgeDomain
 
 DOMAIN = KnowledgeDomain
 ITEMS = ("a", "b", "c", "d")

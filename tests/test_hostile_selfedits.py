@@ -10,12 +10,13 @@ import time
 
 import pytest
 
+from seal_lightning.arc.data import ArcTask
+from seal_lightning.arc.domain import ArcDomain
 from seal_lightning.cli import main
 from seal_lightning.configure import load_config
-from seal_lightning.data.arc import ArcTask
-from seal_lightning.data.knowledge import Passage, Question
-from seal_lightning.domains.arc import ArcDomain
+from seal_lightning.domains import Question
 from seal_lightning.inner import tokenized, truncated_examples
+from seal_lightning.knowledge.data import Passage
 from seal_lightning.store import RunStore
 
 MEGABYTE_LINE = ("The Brimmel lantern glows over Odrava. " * 30_000)[:1_000_000]
@@ -34,7 +35,7 @@ PASSAGE = Passage("Odrava", "Odrava is a town in Wynae.", (Question("Where is Od
 
 @pytest.fixture(scope="module")
 def knowledge_domain(tokenizer):
-    from seal_lightning.domains.knowledge import KnowledgeDomain
+    from seal_lightning.knowledge.domain import KnowledgeDomain
 
     return KnowledgeDomain(load_config(None, ["inner.max_length=256"]), tokenizer)
 

@@ -10,9 +10,11 @@ import pytest
 from fake_judge import FakeJudge
 
 from seal_lightning.config import JudgeConfig, RewardConfig
-from seal_lightning.data.knowledge import Question
+from seal_lightning.domains import Question
 from seal_lightning.errors import SealError
-from seal_lightning.rewards import judge_answers, mean_grade, score_questions
+from seal_lightning.judge import judge_answers
+from seal_lightning.rewards import mean_grade
+from seal_lightning.scorer import score_questions
 
 QUESTIONS = [Question("Where is Odrava?", "Wynae"), Question("Who founded it?", "Brimmel"), Question("When?", "1874")]
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from seal_lightning.config import JudgeConfig, RewardConfig
-from seal_lightning.data.knowledge import Question
+from seal_lightning.domains import Question
 from seal_lightning.errors import SealError
+from seal_lightning.judge import judge_answers
 from seal_lightning.models import builtin_model_folder
-from seal_lightning.rewards import judge_answers, score_questions
+from seal_lightning.scorer import score_questions
 
 pytestmark = pytest.mark.slow
 

@@ -6,13 +6,14 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 from seal_lightning.config import InnerConfig, RewardConfig
-from seal_lightning.data.builtin import builtin_passages
-from seal_lightning.data.knowledge import Passage
 from seal_lightning.domains import SelfEditUpdate
-from seal_lightning.domains.knowledge import answer_questions, documents_from_selfedit
-from seal_lightning.inner import InnerLoRAModule, SelfEditScorer, tokenized
+from seal_lightning.inner import InnerLoRAModule, tokenized
+from seal_lightning.knowledge.builtin import builtin_passages
+from seal_lightning.knowledge.data import Passage
+from seal_lightning.knowledge.domain import answer_questions, documents_from_selfedit
 from seal_lightning.multilora import peft_initial_weights, train_adapters
-from seal_lightning.rewards import answer_sequences, score_questions
+from seal_lightning.rewards import answer_sequences
+from seal_lightning.scorer import SelfEditScorer, score_questions
 
 PASSAGE = Passage.from_row(builtin_passages("validation")[1])
 OTHER_PASSAGE = Passage.from_row(builtin_passages("validation")[2])

@@ -19,27 +19,17 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from seal_lightning.config import SealConfig
 from seal_lightning.configure import load_config, to_flat_dict, to_yaml
-from seal_lightning.domains.registry import domain_spec, registered
+from seal_lightning.domains.registry import domain_spec
 from seal_lightning.errors import ConfigError, DataError, SealError
 from seal_lightning.store import RunStore
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
-    from transformers import PreTrainedTokenizerBase
-
-    from seal_lightning.domains import Domain
     from seal_lightning.tracking import Tracker
-
-# Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
-RESUMABLE_CHANGES = (
-    "run_dir", "outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size",
-    "continual.strategy", "continual.sequences", "heldout.", "data.heldout",
-)  # fmt: skip
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -107,47 +97,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def open_domain(config: SealConfig) -> tuple[Domain, PreTrainedTokenizerBase]:
-    from seal_lightning.domains import build_domain
-    from seal_lightning.models import load_tokenizer
-
-    tokenizer = load_tokenizer(config.model)
-    return build_domain(config, tokenizer), tokenizer
-
-
-@contextmanager
-def open_run(config: SealConfig, command: str, resumable: bool = True) -> Iterator[tuple[RunStore, Tracker]]:
-    """The run directory, held by this command alone, and the MLflow tracker, opened once the command's data
-    has loaded (a bad file writes nothing). With `resumable`, the run directory must hold this config's run
-    or none."""
-    from seal_lightning.tracking import Tracker
-
-    store = RunStore(config.run_dir)
-    with store.hold(command):
-        if resumable:
-            check_resumable(store, config)
-        yield store, Tracker(config.tracking, store)
-
-
 def fit(config: SealConfig) -> int:
     from seal_lightning.anchor import AnswerAnchor
     from seal_lightning.callbacks import ReSTEMCallback
-    from seal_lightning.data.rounds import check_heldout, round_items
     from seal_lightning.heldout import HeldOutEvaluation
     from seal_lightning.outer import ReSTEM, format_table
+    from seal_lightning.rounds import check_heldout, round_items
+    from seal_lightning.runtime import open_domain, open_runtime
 
     domain, tokenizer = open_domain(config)
     rounds = round_items(domain, config.data, config.outer.rounds)
     heldout = list(domain.load_heldout()) if config.heldout.enabled else []
     check_heldout(heldout, {item.key for items in rounds for item in items}, "the rounds train on")
-    with open_run(config, "fit") as (store, tracker):
-        evaluation = HeldOutEvaluation(config, domain, heldout, tokenizer, store, tracker) if heldout else None
+    with open_runtime(config, domain, tokenizer, "fit") as runtime:
+        store, tracker = runtime.store, runtime.tracker
+        evaluation = HeldOutEvaluation(runtime, config.heldout, heldout) if heldout else None
         callbacks: list[ReSTEMCallback] = [evaluation] if evaluation else []
         if config.outer.anchor > 0:
             callbacks.append(AnswerAnchor(config.outer.anchor, config.outer.batch_size, domain, tokenizer, config.seed))
         sizes = ", ".join(str(len(items)) for items in rounds)
         print(f"seal-lightning fit: {len(rounds)} rounds on {sizes} {domain.name} items, run dir {store.root}")
-        summaries = ReSTEM(config, domain, rounds, tokenizer, store, tracker, callbacks).fit()
+        summaries = ReSTEM(runtime, config.outer, rounds, callbacks).fit()
         print("training rounds (each on its own items; not evidence of generalisation):")
         print(format_table(summaries))
         if evaluation:
@@ -158,11 +128,10 @@ def fit(config: SealConfig) -> int:
 
 
 def evaluate(config: SealConfig) -> int:
-    from seal_lightning.configure import to_flat_dict
-    from seal_lightning.data.rounds import check_heldout, trained_keys
     from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id, external_selfedits
-    from seal_lightning.models import load_model, resolve_model_path
-    from seal_lightning.sampling import Sampler, build_sampler
+    from seal_lightning.models import resolve_model_path
+    from seal_lightning.rounds import check_heldout, trained_keys
+    from seal_lightning.runtime import open_domain, open_runtime
 
     domain, tokenizer = open_domain(config)
     items = list(domain.load_heldout())
@@ -189,26 +158,13 @@ def evaluate(config: SealConfig) -> int:
         external=external_selfedits(external) if "passage_external" in conditions and external else {},
         external_path=external,
     )
-    with open_run(config, "evaluate", resumable=False) as (store, tracker):
-        samplers: list[Sampler] = []
-
-        def sampler_on(model, path: str) -> Sampler:
-            if not samplers:
-                samplers.append(build_sampler(config.sampler, model, tokenizer, path, config.seed))
-            samplers[0].update_policy(model, path)
-            return samplers[0]
-
-        roles = Roles(paths, lambda path: load_model(config.model, path), sampler_on)
+    with open_runtime(config, domain, tokenizer, "evaluate", resumable=False) as runtime:
+        store, tracker = runtime.store, runtime.tracker
         cpt = f", continued pretraining on {settings.cpt_passages} at once" if settings.cpt_passages else ""
         print(f"seal-lightning evaluate: {config.model.name} on {len(items)} held-out {domain.name} items{cpt} -> "
               f"{store.path(folder)}")  # fmt: skip
         with tracker.run(folder, "evaluate", to_flat_dict(config)):
-            evaluator = Evaluator(domain, tokenizer, config.reward, settings, store, folder)
-            try:
-                records = evaluator.run(conditions, items, roles)
-            finally:
-                for sampler in samplers:
-                    sampler.close()
+            records = Evaluator(runtime, settings, folder).run(conditions, items, Roles(runtime, paths))
             text = report_evaluation(records, config, store, tracker, folder)
     if len(items) <= 20:
         print(store.path(f"{folder}/per_item.txt").read_text(), end="")
@@ -247,6 +203,7 @@ def compare_evaluations(config: SealConfig, first: str, second: str) -> int:
 
 def continual(config: SealConfig) -> int:
     from seal_lightning.continual.experiment import ContinualExperiment, format_summary
+    from seal_lightning.runtime import open_domain, open_runtime
 
     if not domain_spec(config.domain).documents:
         raise ConfigError(
@@ -254,8 +211,9 @@ def continual(config: SealConfig) -> int:
         )
     domain, tokenizer = open_domain(config)
     passages = list(domain.load())
-    with open_run(config, "continual") as (store, tracker):
-        experiment = ContinualExperiment(config, domain, passages, tokenizer, store, tracker)
+    with open_runtime(config, domain, tokenizer, "continual") as runtime:
+        store, tracker = runtime.store, runtime.tracker
+        experiment = ContinualExperiment(runtime, config.continual, passages)
         print(
             f"seal-lightning continual: {config.continual.passages} passages x {config.continual.sequences} orders, "
             f"strategies {', '.join(config.continual.strategies)}, run dir {store.root}"
@@ -303,27 +261,6 @@ def track(run_dir: str, uri: str | None) -> int:
             )
     print(f"sent {waiting} waiting MLflow logging calls to {tracker.uri}")
     return 0
-
-
-def check_resumable(store: RunStore, config: SealConfig) -> None:
-    """A run directory holds one experiment: refuse to mix its finished work with another config."""
-    current = to_flat_dict(config)
-    saved = store.read_json("config.json")
-    if saved is None:
-        store.write_json("config.json", current)
-        store.write_text("config.yaml", to_yaml(config))
-        return
-    # Another domain's section never shapes this domain's results (older runs saved every domain's).
-    other_domains = tuple(f"{name}." for name in registered() if name != config.domain)
-    for key in sorted(set(saved) | set(current)):
-        if key.startswith(RESUMABLE_CHANGES) or key.startswith(other_domains):
-            continue
-        if saved.get(key) != current.get(key):
-            raise ConfigError(
-                f"run_dir {store.root} holds a run with {key}={saved.get(key)!r}, not {current.get(key)!r}; "
-                "use another run_dir or the same settings to resume"
-            )
-    store.write_json("config.json", current)
 
 
 def quiet_libraries() -> None:

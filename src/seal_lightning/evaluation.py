@@ -21,20 +21,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from seal_lightning.config import RewardConfig
-from seal_lightning.data.knowledge import Passage, load_knowledge_file
-from seal_lightning.domains import Condition, Domain, Item, SelfEditUpdate
+from seal_lightning.domains import Condition, Item, SelfEditUpdate
 from seal_lightning.errors import DataError
-from seal_lightning.inner import Job, Scores, SelfEditScorer
+from seal_lightning.knowledge.data import Passage, load_knowledge_file
 from seal_lightning.models import fingerprint
+from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
-from seal_lightning.store import RunStore
+from seal_lightning.scorer import Job, Scores, SelfEditScorer
 
 
 def external_selfedits(path: str) -> dict[str, str]:
@@ -51,28 +50,22 @@ def external_selfedits(path: str) -> dict[str, str]:
 
 
 class Roles:
-    """The models a table's rows adapt, by role ("model", "policy"), loaded on first use from `paths`, and
-    one sampler switched to whichever role writes (`sampler_on(model, path)`: a vLLM engine then loads the
-    role's weights in place instead of a second engine starting)."""
+    """The models a table's rows adapt, by role ("model", "policy"), loaded on first use from `paths`, and the
+    runtime's one sampler switched to whichever role writes (a vLLM engine then loads the role's weights in
+    place instead of a second engine starting)."""
 
-    def __init__(
-        self,
-        paths: dict[str, str],
-        load: Callable[[str], PreTrainedModel],
-        sampler_on: Callable[[PreTrainedModel, str], Sampler],
-    ) -> None:
+    def __init__(self, runtime: Runtime, paths: dict[str, str]) -> None:
+        self.runtime = runtime
         self.paths = paths
-        self.load = load
-        self.sampler_on = sampler_on
         self.models: dict[str, PreTrainedModel] = {}
 
     def model(self, role: str) -> PreTrainedModel:
         if role not in self.models:
-            self.models[role] = self.load(self.paths[role])
+            self.models[role] = self.runtime.load_model(self.paths[role])
         return self.models[role]
 
     def sampler(self, role: str) -> Sampler:
-        return self.sampler_on(self.model(role), self.paths[role])
+        return self.runtime.sampler_on(self.model(role), self.paths[role])
 
 
 @dataclass(frozen=True)
@@ -99,20 +92,11 @@ def evaluation_id(flat_config: dict[str, object], sections: Sequence[str], model
 class Evaluator:
     """Scores every (row, item) not yet in `folder/results.jsonl` and returns all records of these items."""
 
-    def __init__(
-        self,
-        domain: Domain,
-        tokenizer: PreTrainedTokenizerBase,
-        reward: RewardConfig,
-        settings: EvaluationSettings,
-        store: RunStore,
-        folder: str,
-    ) -> None:
-        self.domain = domain
-        self.tokenizer = tokenizer
-        self.reward = reward
+    def __init__(self, runtime: Runtime, settings: EvaluationSettings, folder: str) -> None:
+        self.runtime = runtime
+        self.domain = runtime.domain
+        self.store = runtime.store
         self.settings = settings
-        self.store = store
         self.folder = folder
 
     def results(self) -> dict[tuple[str, str], dict]:
@@ -135,7 +119,7 @@ class Evaluator:
             for name, condition in conditions.items():
                 if not todo[name]:
                     continue
-                scorer = SelfEditScorer(roles.model(condition.adapted), self.tokenizer, self.domain, self.reward)
+                scorer = self.runtime.scorer(roles.model(condition.adapted))
                 for group in self.groups(condition, todo[name]):
                     selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
                     updates = {i.key: [self.domain.update(i, text) for text in selfedits[i.key]] for i in group}

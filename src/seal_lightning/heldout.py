@@ -13,50 +13,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
-
 from seal_lightning.callbacks import ReSTEMCallback
-from seal_lightning.config import SealConfig
+from seal_lightning.config import HeldOutConfig
 from seal_lightning.configure import to_flat_dict
 from seal_lightning.domains import Condition, Domain, Item
+from seal_lightning.domains.registry import registered
 from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id
-from seal_lightning.models import load_model
+from seal_lightning.runtime import Runtime
 from seal_lightning.stats import PairedDifference, paired_bootstrap
 from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
 
 if TYPE_CHECKING:
     from seal_lightning.outer import ReSTEM
 
-# The settings that shape held-out results (with the models' fingerprints); others may change on resume.
-SECTIONS = ("domain", "data", "inner", "reward", "heldout", "sampler", "seed", "arc")
+# The settings that shape held-out results (with the models' fingerprints and every registered domain's
+# section, as run directories have always been keyed); others may change on resume.
+SECTIONS = ("domain", "data", "inner", "reward", "heldout", "sampler", "seed")
 
 
 class HeldOutEvaluation(ReSTEMCallback):
     """Scores round 0 (the starting model) when fit starts and each round's policy when the round ends."""
 
-    def __init__(
-        self,
-        config: SealConfig,
-        domain: Domain,
-        items: list[Item],
-        tokenizer: PreTrainedTokenizerBase,
-        store: RunStore,
-        tracker: Tracker,
-    ) -> None:
+    def __init__(self, runtime: Runtime, config: HeldOutConfig, items: list[Item]) -> None:
+        self.runtime = runtime
         self.config = config
-        self.domain = domain
         self.items = items
-        self.tokenizer = tokenizer
-        self.store = store
-        self.tracker = tracker
+        self.domain = runtime.domain
+        self.store = runtime.store
+        self.tracker = runtime.tracker
         self.records: dict[int, list[dict]] = {}
 
     def on_restem_start(self, restem: ReSTEM) -> None:
-        self.evaluate(restem, 0)
+        self.evaluate(0)
 
     def after_round(self, restem: ReSTEM, round_index: int, policy_path: str) -> None:
-        self.evaluate(restem, round_index)
+        self.evaluate(round_index)
 
     def conditions(self, round_index: int) -> dict[str, Condition]:
         available = self.domain.conditions()
@@ -64,26 +55,20 @@ class HeldOutEvaluation(ReSTEMCallback):
         names = [row.start for row in rows] if round_index == 0 else [row.trained for row in rows if row.trained]
         return {name: available[name] for name in dict.fromkeys(names)}
 
-    def evaluate(self, restem: ReSTEM, round_index: int) -> None:
-        config = self.config
-        paths = {"model": restem.policy_path(0)}
+    def evaluate(self, round_index: int) -> None:
+        shared = self.runtime.config
+        paths = {"model": self.runtime.model_path(0)}
         if round_index > 0:
-            paths["policy"] = restem.policy_path(round_index)
-        key = evaluation_id(to_flat_dict(config), SECTIONS, list(paths.values()))
+            paths["policy"] = self.runtime.model_path(round_index)
+        key = evaluation_id(to_flat_dict(shared), (*SECTIONS, *registered()), list(paths.values()))
         settings = EvaluationSettings(
-            metrics=list(config.heldout.metrics),
-            seed=config.seed,
-            selfedits=config.heldout.selfedits,
-            chunk=config.inner.max_adapters if config.inner.batched else 1,
+            metrics=list(self.config.metrics),
+            seed=shared.seed,
+            selfedits=self.config.selfedits,
+            chunk=shared.inner.max_adapters if shared.inner.batched else 1,
         )
-        roles = Roles(
-            paths,
-            load=lambda path: load_model(config.model, path),
-            sampler_on=lambda model, path: restem.sampling.sampler_on(model, path, config.seed),
-        )
-        evaluator = Evaluator(
-            self.domain, self.tokenizer, config.reward, settings, self.store, f"heldout/round_{round_index}-{key}"
-        )
+        evaluator = Evaluator(self.runtime, settings, f"heldout/round_{round_index}-{key}")
+        roles = Roles(self.runtime, paths)
         conditions = self.conditions(round_index)
         fresh = evaluator.pending(conditions, self.items) > 0
         if fresh:
@@ -93,21 +78,21 @@ class HeldOutEvaluation(ReSTEMCallback):
             self.track(round_index)
 
     def table(self) -> str:
-        return format_heldout(self.domain, self.records, self.config.heldout.metrics, self.config.heldout.resamples)
+        return format_heldout(self.domain, self.records, self.config.metrics, self.config.resamples)
 
     def track(self, round_index: int) -> None:
         """The round's held-out means and changes from round 0 as MLflow metrics (step: the round), the table
         so far as an artifact, and one line on the terminal."""
         metrics: dict[str, float] = {}
-        for metric in self.config.heldout.metrics:
+        for metric in self.config.metrics:
             for label, values in row_values(self.domain, self.records.get(round_index, []), round_index, metric):
                 metrics[f"heldout.{label}.{metric}"] = _mean(list(values.values()))
-            for label, change in changes(self.domain, self.records, round_index, metric, self.config.heldout.resamples):
+            for label, change in changes(self.domain, self.records, round_index, metric, self.config.resamples):
                 name = f"heldout.{label}.{metric}.change"
                 metrics |= {name: change.mean, f"{name}_low": change.low, f"{name}_high": change.high}
         self.tracker.log_metrics(metrics, step=round_index)
         self.tracker.log_artifact(self.store.write_text("heldout/table.txt", self.table() + "\n"), "heldout")
-        headline, metric = self.domain.headline, self.config.heldout.metrics[0]
+        headline, metric = self.domain.headline, self.config.metrics[0]
         line = f"held-out round {round_index}: {headline} {metric} {metrics[f'heldout.{headline}.{metric}']:.3f}"
         if round_index > 0:
             line += f", change from round 0 {format_change(metrics, f'heldout.{headline}.{metric}.change')}"

@@ -1,6 +1,6 @@
 """The outer loop: ReST-EM rounds over the policy that writes self-edits.
 
-Each round works on its own items (passages, ARC tasks; see `data/rounds.py`). E-step: sample k
+Each round works on its own items (passages, ARC tasks; see `rounds.py`). E-step: sample k
 self-edits per item, score each with the inner loop (mean over seeds), keep the best of k per item.
 M-step: fine-tune the policy on the kept (prompt, self-edit) pairs with a LoRA adapter, merged; the
 next round starts from there. Every finished step is in the run directory, so a rerun of the same
@@ -18,21 +18,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
 from seal_lightning.callbacks import ReSTEMCallback
-from seal_lightning.config import SealConfig
+from seal_lightning.config import OuterConfig
 from seal_lightning.configure import to_flat_dict
-from seal_lightning.domains import Domain, Item
+from seal_lightning.domains import Item
 from seal_lightning.errors import ConfigError
-from seal_lightning.inner import SelfEditScorer, truncated_examples
-from seal_lightning.models import fingerprint, load_model, resolve_model_path
+from seal_lightning.inner import truncated_examples
+from seal_lightning.models import fingerprint
 from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair, cut_pairs
+from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
-from seal_lightning.sampling.callback import build_sampling_callback
 from seal_lightning.selection import ScoredSelfEdit, select_best
-from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
 
 
 @dataclass
@@ -59,50 +57,40 @@ class RoundSummary:
 
 
 class ReSTEM:
-    """Runs `len(rounds)` ReST-EM rounds, round r on `rounds[r-1]`, recording everything in `store`."""
+    """Runs `len(rounds)` ReST-EM rounds, round r on `rounds[r-1]`, recording everything in the runtime's store."""
 
     def __init__(
         self,
-        config: SealConfig,
-        domain: Domain,
+        runtime: Runtime,
+        outer: OuterConfig,
         rounds: list[list[Item]],
-        tokenizer: PreTrainedTokenizerBase,
-        store: RunStore,
-        tracker: Tracker,
         callbacks: list[ReSTEMCallback] | None = None,
     ) -> None:
-        self.config = config
-        self.domain = domain
+        self.runtime = runtime
+        self.outer = outer
         self.rounds = rounds
-        self.tokenizer = tokenizer
-        self.store = store
-        self.tracker = tracker
-        self.sampling = build_sampling_callback(config.sampler, tokenizer)
-        self.callbacks: list[ReSTEMCallback] = [self.sampling, *(callbacks or [])]
-
-    def policy_path(self, round_index: int) -> str:
-        """Where the policy that round `round_index` ends with is saved (round 0: the starting model)."""
-        if round_index == 0:
-            return resolve_model_path(self.config.model.name)
-        return str(self.store.path(f"round_{round_index}/policy"))
+        self.callbacks = list(callbacks or [])
+        # The shared settings the round reads; the runtime built its sampler and scorer from the same.
+        self.seed = runtime.config.seed
+        self.inner = runtime.config.inner
 
     def fit(self) -> list[RoundSummary]:
         summaries = []
         for round_index, items in enumerate(self.rounds, start=1):  # refused before any work is done
             self.check_items(round_index, items)
-        with self.tracker.run("fit", "fit", to_flat_dict(self.config)):
+        with self.runtime.tracker.run("fit", "fit", to_flat_dict(self.runtime.config)):
             for callback in self.callbacks:
                 callback.on_restem_start(self)
             try:
                 for round_index in range(1, len(self.rounds) + 1):
-                    summary = self.store.read_json(f"round_{round_index}/summary.json")
+                    summary = self.runtime.store.read_json(f"round_{round_index}/summary.json")
                     if summary is None:
                         summary = asdict(self.run_round(round_index))
                     else:
                         print(f"round {round_index}: already finished, skipped")
                     summaries.append(RoundSummary(**summary))
                     for callback in self.callbacks:
-                        callback.after_round(self, round_index, self.policy_path(round_index))
+                        callback.after_round(self, round_index, self.runtime.model_path(round_index))
             finally:
                 for callback in self.callbacks:
                     callback.on_restem_end(self)
@@ -112,41 +100,44 @@ class ReSTEM:
         started = time.monotonic()
         items = self.rounds[round_index - 1]
         prefix = f"round_{round_index}"
-        policy_path = self.policy_path(round_index - 1)
-        policy = load_model(self.config.model, policy_path)
-        with self.tracker.run(prefix, prefix):
+        policy_path = self.runtime.model_path(round_index - 1)
+        policy = self.runtime.load_model(policy_path)
+        store, tracker = self.runtime.store, self.runtime.tracker
+        with tracker.run(prefix, prefix):
             for callback in self.callbacks:
                 callback.before_e_step(self, round_index, policy, policy_path)
-            assert self.sampling.sampler is not None
-            selfedits = self.sample_selfedits(prefix, items, self.sampling.sampler, round_index)
+            sampler = self.runtime.sampler_on(policy, policy_path)
+            selfedits = self.sample_selfedits(prefix, items, sampler, round_index)
             scored = self.score_selfedits(prefix, items, policy, selfedits)
-            kept = select_best(scored, self.config.outer.min_gain, self.config.outer.solved_at)
+            kept = select_best(scored, self.outer.min_gain, self.outer.solved_at)
             by_key = {item.key: item for item in items}
-            pairs = [SFTPair(self.domain.selfedit_prompt(by_key[k.item]), k.completion, k.truncated) for k in kept]
-            self.store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
+            pairs = [
+                SFTPair(self.runtime.domain.selfedit_prompt(by_key[k.item]), k.completion, k.truncated) for k in kept
+            ]
+            store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
-            self.store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
+            store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
             mstep_loss = self.m_step(prefix, policy, pairs, round_index)
             summary = summarize_round(round_index, items, scored, kept, self.documents_cut(items, selfedits))
-            summary.mstep_truncated = cut_pairs(pairs, self.tokenizer, self.config.outer.max_length)
+            summary.mstep_truncated = cut_pairs(pairs, self.runtime.tokenizer, self.outer.max_length)
             summary.mstep_loss = mstep_loss
             summary.wall_time_s = time.monotonic() - started
-            self.tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
+            tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
             for name in ("selfedits_scored.jsonl", "kept.json"):
-                self.tracker.log_artifact(self.store.path(f"{prefix}/{name}"), prefix)
-            self.tracker.log_artifact(self.store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
-            merged = self.policy_path(round_index)
-            self.tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
-            self.store.write_json(f"{prefix}/summary.json", asdict(summary))
+                tracker.log_artifact(store.path(f"{prefix}/{name}"), prefix)
+            tracker.log_artifact(store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
+            merged = self.runtime.model_path(round_index)
+            tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
+            store.write_json(f"{prefix}/summary.json", asdict(summary))
         print(format_round(summary, len(self.rounds)))
         return summary
 
     def check_items(self, round_index: int, items: list[Item]) -> None:
         """A round works on the items it started with (round_items keeps the rounds' items disjoint)."""
-        saved = self.store.read_json(f"round_{round_index}/selfedits.json")
+        saved = self.runtime.store.read_json(f"round_{round_index}/selfedits.json")
         if saved is not None and set(saved) != {item.key for item in items}:
             raise ConfigError(
-                f"run_dir {self.store.root} started round {round_index} on other items than the data gives it "
+                f"run_dir {self.runtime.store.root} started round {round_index} on other items than the data gives it "
                 "now (did outer.rounds grow with data.per_round unset?); set data.per_round or use another run_dir"
             )
 
@@ -155,34 +146,32 @@ class ReSTEM:
     ) -> dict[str, list[Completion]]:
         """k self-edits per item, sampled once per round and kept, so a resumed round scores the same ones."""
         name = f"{prefix}/selfedits.json"
-        saved = self.store.read_json(name)
+        saved = self.runtime.store.read_json(name)
         if saved is None:
-            k = self.config.sampler.k
-            print(f"{prefix}: sampling {k} self-edits for each of {len(items)} {self.domain.name} items")
-            prompts = [self.domain.selfedit_prompt(item) for item in items]
-            completions = sampler.sample(prompts, k, seed=self.config.seed + round_index)
+            k, domain = self.runtime.config.sampler.k, self.runtime.domain
+            print(f"{prefix}: sampling {k} self-edits for each of {len(items)} {domain.name} items")
+            prompts = [domain.selfedit_prompt(item) for item in items]
+            completions = sampler.sample(prompts, k, seed=self.seed + round_index)
             saved = {item.key: [asdict(c) for c in texts] for item, texts in zip(items, completions, strict=True)}
-            self.store.write_json(name, saved)
+            self.runtime.store.write_json(name, saved)
         return {key: [Completion(**c) for c in texts] for key, texts in saved.items()}
 
     def score_selfedits(
         self, prefix: str, items: list[Item], policy: PreTrainedModel, selfedits: dict[str, list[Completion]]
     ) -> list[ScoredSelfEdit]:
         """Every (item, self-edit, seed) inner loop, each appended to the store when it finishes."""
-        baselines = {r["item"]: r["baseline"] for r in self.store.read_jsonl(f"{prefix}/baselines.jsonl")}
-        # With vLLM, the batched inner loop answers through its adapters in one engine call.
-        answerer = self.sampling.answerer(self.config.reward) if self.config.inner.batched else None
-        scorer = SelfEditScorer(policy, self.tokenizer, self.domain, self.config.reward, baselines, answerer)
+        store, domain = self.runtime.store, self.runtime.domain
+        baselines = {r["item"]: r["baseline"] for r in store.read_jsonl(f"{prefix}/baselines.jsonl")}
+        # The sampler holds this policy: where it serves adapters (vLLM on a GPU), stacked loops answer through it.
+        scorer = self.runtime.scorer(policy, baselines, sampler_answers=True)
         persisted = set(baselines)
-        done = {
-            (r["item"], r["sample"], r["seed"]): r["reward"] for r in self.store.read_jsonl(f"{prefix}/scores.jsonl")
-        }
+        done = {(r["item"], r["sample"], r["seed"]): r["reward"] for r in store.read_jsonl(f"{prefix}/scores.jsonl")}
         updates = {
-            (item.key, sample): self.domain.update(item, completion.text)
+            (item.key, sample): domain.update(item, completion.text)
             for item in items
             for sample, completion in enumerate(selfedits[item.key])
         }
-        seeds = [self.config.seed + s for s in range(self.config.inner.seeds)]
+        seeds = [self.seed + s for s in range(self.inner.seeds)]
         todo = [
             (item, sample, seed)
             for item in items
@@ -192,7 +181,7 @@ class ReSTEM:
         ]
         total = len(updates) * len(seeds)
         # Batched: up to inner.max_adapters unfinished inner loops train together; else one by one.
-        size = self.config.inner.max_adapters if self.config.inner.batched else 1
+        size = self.inner.max_adapters if self.inner.batched else 1
         chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
         with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
             for chunk in chunks:
@@ -200,12 +189,10 @@ class ReSTEM:
                 for (item, sample, seed), result in zip(chunk, scorer.score_many(batch), strict=True):
                     if item.key not in persisted:
                         persisted.add(item.key)
-                        self.store.append_jsonl(
-                            f"{prefix}/baselines.jsonl", {"item": item.key, "baseline": result.baseline}
-                        )
+                        store.append_jsonl(f"{prefix}/baselines.jsonl", {"item": item.key, "baseline": result.baseline})
                     done[(item.key, sample, seed)] = result.reward
                     record = {"item": item.key, "sample": sample, "seed": seed, "reward": result.reward}
-                    self.store.append_jsonl(f"{prefix}/scores.jsonl", record)
+                    store.append_jsonl(f"{prefix}/scores.jsonl", record)
                     bar.update()
         per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
         for (item_key, sample, _seed), value in done.items():
@@ -228,7 +215,7 @@ class ReSTEM:
     def documents_cut(self, items: list[Item], selfedits: dict[str, list[Completion]]) -> int:
         """Training documents of the round's self-edits that inner.max_length cuts."""
         return sum(
-            truncated_examples(self.domain.update(item, completion.text), self.tokenizer)
+            truncated_examples(self.runtime.domain.update(item, completion.text), self.runtime.tokenizer)
             for item in items
             for completion in selfedits[item.key]
         )
@@ -241,16 +228,17 @@ class ReSTEM:
         round_index: int,
     ) -> float:
         """SFT on the kept pairs, save the adapter, merge, save the merged policy. No pairs: policy unchanged."""
+        store = self.runtime.store
         if not pairs:
             print(f"{prefix}: no self-edit was kept; the policy carries over unchanged")
-            self.store.write_dir(f"{prefix}/adapter", lambda folder: None)
-            self.store.write_dir(f"{prefix}/policy", self.save_policy(policy))
+            store.write_dir(f"{prefix}/adapter", lambda folder: None)
+            store.write_dir(f"{prefix}/policy", self.save_policy(policy))
             return float("nan")
-        module = ReSTEMPolicyModule(policy, self.config.outer, seed=self.config.seed + round_index)
-        logger = self.tracker.lightning_logger(prefix="mstep")
-        loss = module.learn(pairs, self.tokenizer, logger=logger, callbacks=self.callbacks)
-        self.store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
-        self.store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
+        module = ReSTEMPolicyModule(policy, self.outer, seed=self.seed + round_index)
+        logger = self.runtime.tracker.lightning_logger(prefix="mstep")
+        loss = module.learn(pairs, self.runtime.tokenizer, logger=logger, callbacks=self.callbacks)
+        store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
+        store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
         return loss
 
     def save_policy(self, model: PreTrainedModel) -> Callable[[Path], None]:
@@ -258,7 +246,7 @@ class ReSTEM:
 
         def write(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True)
-            self.tokenizer.save_pretrained(folder)
+            self.runtime.tokenizer.save_pretrained(folder)
 
         return write
 

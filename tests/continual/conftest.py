@@ -8,8 +8,9 @@ import pytest
 
 from seal_lightning.configure import load_config
 from seal_lightning.continual.experiment import ContinualExperiment
-from seal_lightning.data.knowledge import load_passages
-from seal_lightning.domains.knowledge import KnowledgeDomain
+from seal_lightning.knowledge.data import load_passages
+from seal_lightning.knowledge.domain import KnowledgeDomain
+from seal_lightning.runtime import Runtime
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import Tracker
 
@@ -46,8 +47,8 @@ def build_experiment(tokenizer):
     def build(config, passages=None) -> ContinualExperiment:
         store = RunStore(config.run_dir)
         passages = load_passages(config.data) if passages is None else passages
-        domain = KnowledgeDomain(config, tokenizer)
-        return ContinualExperiment(config, domain, passages, tokenizer, store, Tracker(config.tracking, store))
+        runtime = Runtime(config, KnowledgeDomain(config, tokenizer), tokenizer, store, Tracker(config.tracking, store))
+        return ContinualExperiment(runtime, config.continual, passages)
 
     return build
 

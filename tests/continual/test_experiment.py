@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from seal_lightning.continual.config import STRATEGIES
-from seal_lightning.data.knowledge import load_passages
 from seal_lightning.errors import DataError
+from seal_lightning.knowledge.data import load_passages
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from seal_lightning.continual.config import EWCConfig, GatedConfig, LwFConfig, R
 from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import EWC, GatedMerge, LwF, Replay
 from seal_lightning.continual.stream import examples_of, passage_stream
-from seal_lightning.data.builtin import builtin_passages
 from seal_lightning.finetune import tokenize_example
+from seal_lightning.knowledge.builtin import builtin_passages
 from seal_lightning.models import load_model
 
 INNER = InnerConfig(epochs=2, lr=3e-3, batch_size=2)

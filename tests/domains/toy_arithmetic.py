@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from seal_lightning.data.knowledge import Question
+from seal_lightning.domains import Question
 from seal_lightning.domains.base import Condition, HeldOutRow, SelfEditUpdate
 from seal_lightning.domains.registry import DomainSpec, register
 from seal_lightning.errors import ConfigError

@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from seal_lightning.config import InnerConfig, ModelConfig, RewardConfig, SamplerConfig, VLLMConfig
-from seal_lightning.data.builtin import builtin_passages
-from seal_lightning.data.knowledge import Passage
 from seal_lightning.errors import SealError
-from seal_lightning.inner import SelfEditScorer
+from seal_lightning.knowledge.builtin import builtin_passages
+from seal_lightning.knowledge.data import Passage
 from seal_lightning.knowledge.graders import token_f1
 from seal_lightning.models import builtin_model_folder, chat_prompt, load_model
 from seal_lightning.rewards import question_prompts
 from seal_lightning.sampling import build_sampler
 from seal_lightning.sampling.hf import generate_texts
 from seal_lightning.sampling.vllm import VLLMEngine, VLLMSampler, generate_answers, require_vllm
+from seal_lightning.scorer import SelfEditScorer
 
 FACT_PROMPT = "The secret word of Odrava is"
 FACT = FACT_PROMPT + " Brimmelfox."

@@ -1,5 +1,5 @@
 """Few-shot abstract reasoning (ARC, SEAL's domain 2): grids, invertible augmentations and the self-edit tool
-call. Importing the package registers the domain; its `Domain` (`domains/arc.py`) is built on first use."""
+call. Importing the package registers the domain; its `Domain` (`arc/domain.py`) is built on first use."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from seal_lightning.domains.registry import DomainSpec, register
 # whose maximum is the paper's binary one.
 SPEC = DomainSpec(
     name="arc",
-    factory="seal_lightning.domains.arc:ArcDomain",
+    factory="seal_lightning.arc.domain:ArcDomain",
     conditions=("icl", "ttt_standard", "ttt_selfedit", "seal", "policy_icl", "policy_selfedit_base", "oracle"),
     metrics=(*TEACHER_FORCED_METRICS, "grid_match", "cell_accuracy"),
     graders={"grid_match": grid_match, "cell_accuracy": cell_accuracy},

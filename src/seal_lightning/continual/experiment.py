@@ -15,23 +15,18 @@ from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from seal_lightning.config import SealConfig
 from seal_lightning.configure import to_flat_dict
 from seal_lightning.continual import metrics, plots
+from seal_lightning.continual.config import ContinualConfig
 from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import build_plugins
 from seal_lightning.continual.stream import passage_stream
-from seal_lightning.data.knowledge import Passage
-from seal_lightning.domains.knowledge import KnowledgeDomain
+from seal_lightning.domains import Item
 from seal_lightning.errors import DataError
 from seal_lightning.inner import tokenized
-from seal_lightning.models import load_model, resolve_model_path
-from seal_lightning.rewards import score_questions
-from seal_lightning.sampling import build_sampler
-from seal_lightning.store import RunStore
-from seal_lightning.tracking import Tracker
+from seal_lightning.runtime import Runtime
 
 FOLDER = "continual"
 
@@ -48,30 +43,26 @@ class StrategyResult:
 
 
 class ContinualExperiment:
-    def __init__(
-        self,
-        config: SealConfig,
-        domain: KnowledgeDomain,
-        passages: list[Passage],
-        tokenizer: PreTrainedTokenizerBase,
-        store: RunStore,
-        tracker: Tracker,
-    ) -> None:
-        count = config.continual.passages
+    """The stream of `config.passages` passages under each of `config.strategies`, in `config.sequences` orders."""
+
+    def __init__(self, runtime: Runtime, config: ContinualConfig, passages: list[Item]) -> None:
+        count = config.passages
         if len(passages) < count:
             raise DataError(f"continual.passages={count} but the data has only {len(passages)} passages")
+        self.runtime = runtime
         self.config = config
-        self.domain = domain
         self.passages = passages[:count]
-        self.tokenizer = tokenizer
-        self.store = store
-        self.tracker = tracker
+        self.domain = runtime.domain
+        self.tokenizer = runtime.tokenizer
+        self.store = runtime.store
+        self.tracker = runtime.tracker
+        self.seed = runtime.config.seed
 
     def orders(self) -> list[list[int]]:
         """Seeded random orders of the stream; the same for every strategy."""
-        rng = random.Random(self.config.seed)
+        rng = random.Random(self.seed)
         indices = list(range(len(self.passages)))
-        return [rng.sample(indices, len(indices)) for _ in range(self.config.continual.sequences)]
+        return [rng.sample(indices, len(indices)) for _ in range(self.config.sequences)]
 
     def selfedits(self) -> dict[str, str]:
         """One self-edit per passage from the policy, sampled once and kept in the run directory."""
@@ -79,14 +70,10 @@ class ContinualExperiment:
         saved = self.store.read_json(name) or {}
         missing = [p for p in self.passages if p.key not in saved]
         if missing:
-            model = load_model(self.config.model)
-            path = resolve_model_path(self.config.model.name)
-            sampler = build_sampler(self.config.sampler, model, self.tokenizer, path, self.config.seed)
-            try:
-                prompts = [self.domain.selfedit_prompt(p) for p in missing]
-                completions = sampler.sample(prompts, 1, seed=self.config.seed)
-            finally:
-                sampler.close()
+            sampler = self.runtime.sampler_on(self.runtime.load_model(), self.runtime.model_path())
+            prompts = [self.domain.selfedit_prompt(p) for p in missing]
+            completions = sampler.sample(prompts, 1, seed=self.seed)
+            self.runtime.close_sampler()  # the stream samples nothing more: free an engine's memory now
             saved |= {p.key: texts[0].text for p, texts in zip(missing, completions, strict=True)}
             self.store.write_json(name, saved)
         return saved
@@ -94,12 +81,12 @@ class ContinualExperiment:
     def run(self) -> list[StrategyResult]:
         selfedits = self.selfedits()
         documents = {p.key: tokenized(self.domain.update(p, selfedits[p.key]), self.tokenizer) for p in self.passages}
-        flat = to_flat_dict(self.config)
+        flat = to_flat_dict(self.runtime.config)
         shared = {k: v for k, v in flat.items() if not k.startswith("continual.") or k.count(".") == 1}
         results = []
         with self.tracker.run(FOLDER, "continual", shared):
             self.tracker.set_tags({"seal.kind": "continual"})
-            for strategy in self.config.continual.strategies:
+            for strategy in self.config.strategies:
                 params = {k: v for k, v in flat.items() if k.startswith(f"continual.{strategy}.")}
                 with self.tracker.run(f"{FOLDER}/{strategy}", strategy, {**shared, **params, "strategy": strategy}):
                     self.tracker.set_tags({"seal.kind": "continual_strategy", "seal.strategy": strategy})
@@ -121,11 +108,11 @@ class ContinualExperiment:
         seconds = [s for record in records for s in record["step_seconds"]]
         return StrategyResult(strategy, matrices, float(np.mean(seconds)))
 
-    def run_sequence(self, strategy: str, stream: list[Passage], documents: dict[str, list], index: int) -> dict:
+    def run_sequence(self, strategy: str, stream: list[Item], documents: dict[str, list], index: int) -> dict:
         """Absorb the passages of one order one after another; score the whole stream after each step."""
-        seed = self.config.seed + 1000 * index
-        plugins = build_plugins(strategy, self.config, self.tokenizer, seed)
-        editor = SequentialEditor(load_model(self.config.model), self.tokenizer, self.config.inner, plugins, seed)
+        seed = self.seed + 1000 * index
+        plugins = build_plugins(strategy, self.runtime.config, self.tokenizer, seed)
+        editor = SequentialEditor(self.runtime.load_model(), self.tokenizer, self.runtime.config.inner, plugins, seed)
         experiences = passage_stream([documents[p.key] for p in stream], self.tokenizer.pad_token_id)
         matrix = [self.accuracy_row(editor.model, stream)]
         steps = []
@@ -142,12 +129,10 @@ class ContinualExperiment:
             "steps": steps,
         }
 
-    def accuracy_row(self, model: PreTrainedModel, stream: list[Passage]) -> list[float]:
-        metric = self.config.continual.metric
-        return [
-            score_questions(model, self.tokenizer, self.domain.questions(p), [metric], self.config.reward)[metric]
-            for p in stream
-        ]
+    def accuracy_row(self, model: PreTrainedModel, stream: list[Item]) -> list[float]:
+        metric = self.config.metric
+        scorer = self.runtime.scorer(model)
+        return [scorer.unadapted(self.domain.questions(p), [metric])[metric] for p in stream]
 
     def track(self, result: StrategyResult) -> None:
         """Metrics, the matrix in the paper's layout, a heatmap and the first passage's retention curve."""
@@ -161,13 +146,13 @@ class ContinualExperiment:
             self.tracker.log_metrics({"retention_first": float(value)}, step=step)
         matrix = {
             **metrics.aggregate(result.matrices),
-            "metric": self.config.continual.metric,
+            "metric": self.config.metric,
             "strategy": result.strategy,
-            "base_model": self.config.model.name,
+            "base_model": self.runtime.config.model.name,
             "per_sequence": [m.tolist() for m in result.matrices],
         }
         self.tracker.log_artifact(self.store.write_json(f"{folder}/matrix.json", matrix))
-        title = f"{result.strategy}: {self.config.continual.metric}, mean of {len(result.matrices)} orders"
+        title = f"{result.strategy}: {self.config.metric}, mean of {len(result.matrices)} orders"
         figure = plots.save_strategy_figure(self.store.path(f"{folder}/heatmap.png"), mean, title)
         self.tracker.log_artifact(Path(figure))
 

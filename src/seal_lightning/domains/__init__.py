@@ -5,10 +5,10 @@ from __future__ import annotations
 from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig
-from seal_lightning.domains.base import Condition, Domain, Item, SelfEditUpdate
+from seal_lightning.domains.base import Condition, Domain, Item, Question, SelfEditUpdate
 from seal_lightning.domains.registry import domain_spec
 
-__all__ = ["Condition", "Domain", "Item", "SelfEditUpdate", "build_domain"]
+__all__ = ["Condition", "Domain", "Item", "Question", "SelfEditUpdate", "build_domain"]
 
 
 def build_domain(config: SealConfig, tokenizer: PreTrainedTokenizerBase) -> Domain:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from seal_lightning.config import InnerConfig
-from seal_lightning.data.knowledge import Question
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question the updated model answers without the item in context, and its gold answer."""
+
+    question: str
+    answer: str
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Knowledge incorporation (SEAL's domain 1): passages, self-edits as implications to learn, questions
 asked without the passage. Importing the package registers the domain; its `Domain`
-(`domains/knowledge.py`) is built on first use."""
+(`knowledge/domain.py`) is built on first use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from seal_lightning.knowledge.graders import exact_match, token_f1
 
 SPEC = DomainSpec(
     name="knowledge",
-    factory="seal_lightning.domains.knowledge:KnowledgeDomain",
+    factory="seal_lightning.knowledge.domain:KnowledgeDomain",
     conditions=(
         "no_update",
         "passage",

@@ -25,6 +25,10 @@ class Completion:
     truncated: bool = False
 
 
+# prompts, adapter folders (one per prompt; None: the model without an adapter) -> greedy answers, in one batch.
+AdapterAnswerer = Callable[[list[str], list[str | None]], list[str]]
+
+
 class Sampler(Protocol):
     def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
         """k completions for each prompt (already chat-formatted), in prompt order."""
@@ -34,13 +38,13 @@ class Sampler(Protocol):
         """Sample from this policy from now on; `path` is where it was saved (for engines that reload)."""
         ...
 
+    def answerer(self, max_new_tokens: int) -> AdapterAnswerer | None:
+        """Where the backend serves saved adapters: a way to answer through many of them in one batch."""
+        ...
+
     def close(self) -> None:
         """Release what the backend holds (an engine's worker process)."""
         ...
-
-
-# prompts, adapter folders (one per prompt; None: the model without an adapter) -> greedy answers, in one batch.
-AdapterAnswerer = Callable[[list[str], list[str | None]], list[str]]
 
 
 def build_sampler(

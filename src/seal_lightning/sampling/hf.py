@@ -6,7 +6,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SamplerConfig
-from seal_lightning.sampling.base import Completion
+from seal_lightning.sampling.base import AdapterAnswerer, Completion
 
 
 @torch.no_grad()
@@ -86,6 +86,10 @@ class TransformersSampler:
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
         self.model = model
+
+    def answerer(self, max_new_tokens: int) -> AdapterAnswerer | None:
+        """None: answers through adapters come from the scorer's own routed `generate`."""
+        return None
 
     def close(self) -> None:
         """Nothing to release: the model belongs to the caller."""

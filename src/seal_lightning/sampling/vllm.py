@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ import torch
 
 from seal_lightning.config import SamplerConfig, VLLMConfig
 from seal_lightning.errors import SealError
-from seal_lightning.sampling.base import Completion
+from seal_lightning.sampling.base import AdapterAnswerer, Completion
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -236,6 +237,14 @@ class VLLMSampler:
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
         self.engine.load_policy(path)
+
+    def answerer(self, max_new_tokens: int) -> AdapterAnswerer | None:
+        """Greedy answers through LoRA requests on the engine's policy: on a GPU by default
+        (`sampler.vllm.serve_answers`); on the CPU the scorer's routed `generate` is faster."""
+        serve = self.config.vllm.serve_answers
+        if not (torch.cuda.is_available() if serve is None else serve):
+            return None
+        return partial(generate_answers, self.engine, max_new_tokens=max_new_tokens)
 
     def close(self) -> None:
         self.engine.close()

@@ -1,5 +1,6 @@
-from seal_lightning.data.knowledge import Passage, Question
-from seal_lightning.domains.knowledge import ANSWER_TEMPLATE, documents_from_selfedit, selfedit_prompt
+from seal_lightning.domains import Question
+from seal_lightning.knowledge.data import Passage
+from seal_lightning.knowledge.domain import ANSWER_TEMPLATE, documents_from_selfedit, selfedit_prompt
 
 PASSAGE = Passage("Odrava", "Odrava is a town.", (Question("What is Odrava?", "a town"),))
 

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from seal_lightning.config import DataConfig
-from seal_lightning.data.knowledge import load_heldout_passages, load_knowledge_file, load_passages
 from seal_lightning.errors import DataError
+from seal_lightning.knowledge.data import load_heldout_passages, load_knowledge_file, load_passages
 
 
 def write(tmp_path, obj, name="d.json"):

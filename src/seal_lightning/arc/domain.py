@@ -18,12 +18,11 @@ from typing import ClassVar
 from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.arc.augmentations import Transform, fits, transforms_for
+from seal_lightning.arc.data import ArcTask, Pair, load_arc_tasks, load_heldout_arc_tasks
 from seal_lightning.arc.grids import Grid, grid_to_text
 from seal_lightning.arc.toolcall import ChoiceLimits, TTTChoice, configured_choice, parse_selfedit
 from seal_lightning.config import SealConfig
-from seal_lightning.data.arc import ArcTask, Pair, load_arc_tasks, load_heldout_arc_tasks
-from seal_lightning.data.knowledge import Question
-from seal_lightning.domains.base import Condition, HeldOutRow, SelfEditUpdate
+from seal_lightning.domains.base import Condition, HeldOutRow, Question, SelfEditUpdate
 from seal_lightning.finetune import example_length
 from seal_lightning.models import chat_prompt
 

@@ -16,8 +16,9 @@ from typing import Any
 from datasets import Dataset, Features, Sequence, Value
 
 from seal_lightning.config import DataConfig
-from seal_lightning.data.builtin import builtin_passages
+from seal_lightning.domains.base import Question
 from seal_lightning.errors import DataError
+from seal_lightning.knowledge.builtin import builtin_passages
 
 FEATURES = Features(
     {
@@ -27,12 +28,6 @@ FEATURES = Features(
         "completions": Sequence(Value("string")),
     }
 )
-
-
-@dataclass(frozen=True)
-class Question:
-    question: str
-    answer: str
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import ClassVar
 from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig
-from seal_lightning.data.knowledge import Passage, Question, load_heldout_passages, load_passages
-from seal_lightning.domains.base import Condition, HeldOutRow, SelfEditUpdate
+from seal_lightning.domains.base import Condition, HeldOutRow, Question, SelfEditUpdate
+from seal_lightning.knowledge.data import Passage, load_heldout_passages, load_passages
 from seal_lightning.models import chat_prompt
 
 IMPLICATIONS_TEMPLATE = (

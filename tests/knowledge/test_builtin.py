@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from seal_lightning.data.builtin import SPLITS, builtin_passages
+from seal_lightning.knowledge.builtin import SPLITS, builtin_passages
 
 SIZES = {"train": 96, "validation": 24, "test": 48}
 SEEDS = (0, 1, 7, 12345)

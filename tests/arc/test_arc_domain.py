@@ -2,9 +2,9 @@
 
 import pytest
 
+from seal_lightning.arc.data import ArcTask
+from seal_lightning.arc.domain import RESPONSE_PREFIX, ArcDomain, leave_one_out, task_message
 from seal_lightning.configure import load_config
-from seal_lightning.data.arc import ArcTask
-from seal_lightning.domains.arc import RESPONSE_PREFIX, ArcDomain, leave_one_out, task_message
 
 A, B, C = ((1, 0), (0, 0)), ((0, 2), (0, 0)), ((0, 0), (3, 0))
 TASK = ArcTask(

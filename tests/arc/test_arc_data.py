@@ -4,8 +4,8 @@ import re
 import pytest
 
 from seal_lightning.arc.config import ArcConfig
+from seal_lightning.arc.data import PAPER_TASKS, ArcTask, builtin_arc_tasks, load_arc_path, load_arc_tasks
 from seal_lightning.config import DataConfig
-from seal_lightning.data.arc import PAPER_TASKS, ArcTask, builtin_arc_tasks, load_arc_path, load_arc_tasks
 from seal_lightning.errors import DataError
 
 PAIR = {"input": [[1, 0], [0, 1]], "output": [[2]]}

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from seal_lightning.config import DataConfig, SealConfig
-from seal_lightning.data.rounds import check_heldout, round_items, trained_keys
-from seal_lightning.domains.knowledge import KnowledgeDomain
 from seal_lightning.errors import DataError
+from seal_lightning.knowledge.domain import KnowledgeDomain
+from seal_lightning.rounds import check_heldout, round_items, trained_keys
 
 
 def domain(tokenizer, **data):
