@@ -128,7 +128,8 @@ def fit(config: SealConfig) -> int:
 
 
 def evaluate(config: SealConfig) -> int:
-    from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id, external_selfedits
+    from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id
+    from seal_lightning.knowledge.data import external_selfedits
     from seal_lightning.models import resolve_model_path
     from seal_lightning.rounds import check_heldout, trained_keys
     from seal_lightning.runtime import open_domain, open_runtime

@@ -29,24 +29,10 @@ from transformers import PreTrainedModel
 
 from seal_lightning.domains import Condition, Item, SelfEditUpdate
 from seal_lightning.errors import DataError
-from seal_lightning.knowledge.data import Passage, load_knowledge_file
 from seal_lightning.models import fingerprint
 from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
 from seal_lightning.scorer import Job, Scores, SelfEditScorer
-
-
-def external_selfedits(path: str) -> dict[str, str]:
-    """The first completion of each passage in a SQuAD-style file with `completions`, keyed by passage."""
-    dataset = load_knowledge_file(path)
-    found = {}
-    for row in dataset:
-        passage = Passage.from_row(row)
-        if passage.completions:
-            found[passage.key] = passage.completions[0]
-    if not found:
-        raise DataError(f"{path}: no passage has 'completions' (needed by passage_external)")
-    return found
 
 
 class Roles:

@@ -128,3 +128,16 @@ def _first(dataset: Dataset, limit: int | None) -> list[Passage]:
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     return [Passage.from_row(row) for row in dataset]
+
+
+def external_selfedits(path: str) -> dict[str, str]:
+    """The first completion of each passage in a SQuAD-style file with `completions`, keyed by passage."""
+    dataset = load_knowledge_file(path)
+    found = {}
+    for row in dataset:
+        passage = Passage.from_row(row)
+        if passage.completions:
+            found[passage.key] = passage.completions[0]
+    if not found:
+        raise DataError(f"{path}: no passage has 'completions' (needed by passage_external)")
+    return found
