@@ -142,6 +142,15 @@ def test_completions_stopped_by_the_token_limit_are_marked_truncated(engine, pol
         assert from_vllm.truncated is cut and from_transformers.truncated is cut, (tokens, from_vllm, from_transformers)
 
 
+def test_the_sampler_answers_through_adapters_where_serve_answers_says(engine):
+    serving = VLLMSampler(SamplerConfig(backend="vllm", vllm=VLLMConfig(serve_answers=True)), engine)
+    answer = serving.answerer(max_new_tokens=8)
+    assert answer is not None
+    assert answer([FACT_PROMPT], [None]) == generate_answers(engine, [FACT_PROMPT], [None], max_new_tokens=8)
+    quiet = VLLMSampler(SamplerConfig(backend="vllm", vllm=VLLMConfig(serve_answers=False)), engine)
+    assert quiet.answerer(max_new_tokens=8) is None
+
+
 @pytest.mark.slow
 def test_with_vllm_answers_the_baseline_is_answered_by_vllm_too(engine, policy, tokenizer, knowledge):
     """A gain compares the adapted model with the model as it is: both sides come from the same engine."""
