@@ -31,7 +31,7 @@ from seal_lightning.config import (
     SealConfig,
     TrackingConfig,
 )
-from seal_lightning.finetune import IGNORE_INDEX
+from seal_lightning.examples import IGNORE_INDEX
 from seal_lightning.inner import adapted, tokenized
 from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.models import builtin_model_folder, load_model, load_tokenizer

@@ -4,7 +4,7 @@ import torch
 
 from seal_lightning.anchor import AnswerAnchor
 from seal_lightning.config import LoRAConfig, OuterConfig
-from seal_lightning.finetune import IGNORE_INDEX, pad_batch
+from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.knowledge.builtin import builtin_passages
 from seal_lightning.knowledge.data import Passage
 from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair

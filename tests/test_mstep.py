@@ -1,4 +1,4 @@
-from seal_lightning.finetune import IGNORE_INDEX
+from seal_lightning.examples import IGNORE_INDEX
 from seal_lightning.mstep import SFTPair, cut_pairs, sft_examples
 
 

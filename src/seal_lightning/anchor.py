@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.domains import Domain, Item
-from seal_lightning.finetune import IGNORE_INDEX, pad_batch
+from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.rewards import answer_sequences
 
 if TYPE_CHECKING:

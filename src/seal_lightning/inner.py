@@ -15,7 +15,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig
 from seal_lightning.domains import SelfEditUpdate
-from seal_lightning.finetune import LoRAFineTuneModule, example_length, tokenize_example
+from seal_lightning.examples import example_length, tokenize_example
+from seal_lightning.finetune import LoRAFineTuneModule
 
 
 class InnerLoRAModule(LoRAFineTuneModule):

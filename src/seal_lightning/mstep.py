@@ -12,7 +12,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import OuterConfig
-from seal_lightning.finetune import LoRAFineTuneModule, example_length, tokenize_example
+from seal_lightning.examples import example_length, tokenize_example
+from seal_lightning.finetune import LoRAFineTuneModule
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig, LoRAConfig
-from seal_lightning.finetune import IGNORE_INDEX, peft_lora_config, quiet_trainer
+from seal_lightning.examples import IGNORE_INDEX
+from seal_lightning.finetune import peft_lora_config, quiet_trainer
 from seal_lightning.packing import PackedBatch, pack, shifted_labels, step_batches
 from seal_lightning.stacked_adamw import StackedAdamW
 from seal_lightning.stacked_lora import Routing, StackedLoRALinear

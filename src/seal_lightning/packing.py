@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from seal_lightning.finetune import IGNORE_INDEX, epoch_batches
+from seal_lightning.examples import IGNORE_INDEX
+from seal_lightning.finetune import epoch_batches
 
 # Candidate row widths for packing (a row is never narrower than its longest sequence). Attention over a
 # row costs its width squared however its documents split it, and padding costs like tokens: `pack`

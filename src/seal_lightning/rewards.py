@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seal_lightning.config import RewardConfig
 from seal_lightning.domains import Question
 from seal_lightning.domains.registry import grader
-from seal_lightning.finetune import IGNORE_INDEX, pad_batch
+from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.judge import judge_answers
 from seal_lightning.models import chat_prompt
 

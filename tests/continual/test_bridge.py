@@ -9,7 +9,8 @@ from peft import get_peft_model
 from seal_lightning.config import LoRAConfig
 from seal_lightning.continual.bridge import EditedWeights, token_cross_entropy
 from seal_lightning.continual.stream import passage_stream
-from seal_lightning.finetune import peft_lora_config, tokenize_example
+from seal_lightning.examples import tokenize_example
+from seal_lightning.finetune import peft_lora_config
 
 TARGETS = ["q_proj", "v_proj"]
 

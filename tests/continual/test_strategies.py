@@ -10,7 +10,7 @@ from seal_lightning.continual.config import EWCConfig, GatedConfig, LwFConfig, R
 from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import EWC, GatedMerge, LwF, Replay
 from seal_lightning.continual.stream import examples_of, passage_stream
-from seal_lightning.finetune import tokenize_example
+from seal_lightning.examples import tokenize_example
 from seal_lightning.knowledge.builtin import builtin_passages
 from seal_lightning.models import load_model
 

@@ -4,7 +4,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seal_lightning.continual.stream import examples_of, passage_stream, target_token_view
-from seal_lightning.finetune import IGNORE_INDEX
+from seal_lightning.examples import IGNORE_INDEX
 
 DOCS = [
     [{"input_ids": [5, 6, 7], "labels": [5, 6, 7]}, {"input_ids": [8, 9], "labels": [8, 9]}],

@@ -23,7 +23,7 @@ from seal_lightning.arc.grids import Grid, grid_to_text
 from seal_lightning.arc.toolcall import ChoiceLimits, TTTChoice, configured_choice, parse_selfedit
 from seal_lightning.config import SealConfig
 from seal_lightning.domains.base import Condition, HeldOutRow, Question, SelfEditUpdate
-from seal_lightning.finetune import example_length
+from seal_lightning.examples import example_length
 from seal_lightning.models import chat_prompt
 
 TASK_TEMPLATE = (

@@ -18,7 +18,7 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import PreTrainedModel
 
-from seal_lightning.finetune import IGNORE_INDEX
+from seal_lightning.examples import IGNORE_INDEX
 
 
 class EditedWeights(nn.Module):

@@ -29,7 +29,7 @@ from seal_lightning.continual.learner import (
     set_adapter_scale,
 )
 from seal_lightning.continual.stream import Example, collate_documents, examples_of, target_token_view
-from seal_lightning.finetune import IGNORE_INDEX, pad_batch
+from seal_lightning.examples import IGNORE_INDEX, pad_batch
 
 
 class Replay(ContinualPlugin):

@@ -14,7 +14,7 @@ from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience, b
 from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute, TaskAwareClassificationDataset
 from torch.utils.data import Dataset
 
-from seal_lightning.finetune import IGNORE_INDEX
+from seal_lightning.examples import IGNORE_INDEX
 
 Example = dict[str, list[int]]
 

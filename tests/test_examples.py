@@ -1,4 +1,4 @@
-from seal_lightning.finetune import IGNORE_INDEX, example_length, pad_batch, tokenize_example
+from seal_lightning.examples import IGNORE_INDEX, example_length, pad_batch, tokenize_example
 
 
 def test_loss_covers_completion_and_eos_only(tokenizer):
