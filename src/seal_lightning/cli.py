@@ -147,9 +147,7 @@ def evaluate(config: SealConfig) -> int:
         if left_out:
             print(f"rows left out: {', '.join(left_out)} (set evaluate.policy to a trained policy folder)")
     paths = {"model": resolve_model_path(config.model.name)} | ({"policy": policy} if policy else {})
-    folder = (
-        f"evaluate/{evaluation_id(to_flat_dict(config), (*EVALUATION_SECTIONS, config.domain), list(paths.values()))}"
-    )
+    folder = f"evaluate/{evaluation_id(to_flat_dict(config), 'evaluate', list(paths.values()))}"
     external = config.evaluate.external_selfedits
     settings = EvaluationSettings(
         metrics=list(config.evaluate.metrics),
@@ -188,10 +186,6 @@ def report_evaluation(records: list[dict], config: SealConfig, store: RunStore, 
     for name in ("table.txt", "per_item.txt", "results.jsonl"):
         tracker.log_artifact(store.path(f"{folder}/{name}"))
     return text
-
-
-# The settings that shape an evaluation's results (with the models' fingerprints and the domain's own section).
-EVALUATION_SECTIONS = ("domain", "data", "inner", "reward", "evaluate", "sampler", "seed")
 
 
 def compare_evaluations(config: SealConfig, first: str, second: str) -> int:

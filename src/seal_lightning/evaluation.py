@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from seal_lightning.domains import Condition, Item, SelfEditUpdate
+from seal_lightning.domains.registry import registered
 from seal_lightning.errors import DataError
 from seal_lightning.models import fingerprint
 from seal_lightning.runtime import Runtime
@@ -67,9 +68,16 @@ class EvaluationSettings:
     external_path: str | None = None
 
 
-def evaluation_id(flat_config: dict[str, object], sections: Sequence[str], models: Sequence[str]) -> str:
-    """Results of other models, data or settings go to other folders: a hash of the config `sections`
-    that shape the results and the content fingerprints of the `models` involved."""
+# The config sections that shape every evaluation's results, besides the command's own section and the
+# registered domains' sections (all of them, as run directories have always been keyed).
+SHAPING_SECTIONS = ("domain", "data", "inner", "reward", "sampler", "seed")
+
+
+def evaluation_id(flat_config: dict[str, object], command_section: str, models: Sequence[str]) -> str:
+    """Results of other models, data or settings go to other folders: a hash of the config sections that
+    shape the results (`SHAPING_SECTIONS`, the command's own, the domains') and the content fingerprints of
+    the `models` involved."""
+    sections = {*SHAPING_SECTIONS, command_section, *registered()}
     relevant = {k: v for k, v in flat_config.items() if k.split(".")[0] in sections and k != "model.name"}
     relevant["fingerprints"] = [fingerprint(name) for name in models]
     return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -17,7 +17,6 @@ from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import HeldOutConfig
 from seal_lightning.configure import to_flat_dict
 from seal_lightning.domains import Condition, Domain, Item
-from seal_lightning.domains.registry import registered
 from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles, evaluation_id
 from seal_lightning.runtime import Runtime
 from seal_lightning.stats import PairedDifference, paired_bootstrap
@@ -25,10 +24,6 @@ from seal_lightning.store import RunStore
 
 if TYPE_CHECKING:
     from seal_lightning.outer import ReSTEM
-
-# The settings that shape held-out results (with the models' fingerprints and every registered domain's
-# section, as run directories have always been keyed); others may change on resume.
-SECTIONS = ("domain", "data", "inner", "reward", "heldout", "sampler", "seed")
 
 
 class HeldOutEvaluation(ReSTEMCallback):
@@ -60,7 +55,7 @@ class HeldOutEvaluation(ReSTEMCallback):
         paths = {"model": self.runtime.model_path(0)}
         if round_index > 0:
             paths["policy"] = self.runtime.model_path(round_index)
-        key = evaluation_id(to_flat_dict(shared), (*SECTIONS, *registered()), list(paths.values()))
+        key = evaluation_id(to_flat_dict(shared), "heldout", list(paths.values()))
         settings = EvaluationSettings(
             metrics=list(self.config.metrics),
             seed=shared.seed,
