@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import OuterConfig
 from seal_lightning.configure import to_flat_dict
-from seal_lightning.domains import Item
+from seal_lightning.domains import Item, SelfEditUpdate
 from seal_lightning.errors import ConfigError
 from seal_lightning.inner import truncated_examples
 from seal_lightning.models import fingerprint
@@ -108,7 +108,12 @@ class ReSTEM:
                 callback.before_e_step(self, round_index, policy, policy_path)
             sampler = self.runtime.sampler_on(policy, policy_path)
             selfedits = self.sample_selfedits(prefix, items, sampler, round_index)
-            scored = self.score_selfedits(prefix, items, policy, selfedits)
+            updates = {
+                (item.key, sample): self.runtime.domain.update(item, completion.text)
+                for item in items
+                for sample, completion in enumerate(selfedits[item.key])
+            }
+            scored = self.score_selfedits(prefix, items, policy, selfedits, updates)
             kept = select_best(scored, self.outer.min_gain, self.outer.solved_at)
             by_key = {item.key: item for item in items}
             pairs = [
@@ -118,7 +123,9 @@ class ReSTEM:
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
             store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
             mstep_loss = self.m_step(prefix, policy, pairs, round_index)
-            summary = summarize_round(round_index, items, scored, kept, self.documents_cut(items, selfedits))
+            # Training documents of the round's self-edits that inner.max_length cuts.
+            documents_cut = sum(truncated_examples(u, self.runtime.tokenizer) for u in updates.values())
+            summary = summarize_round(round_index, items, scored, kept, documents_cut)
             summary.mstep_truncated = cut_pairs(pairs, self.runtime.tokenizer, self.outer.max_length)
             summary.mstep_loss = mstep_loss
             summary.wall_time_s = time.monotonic() - started
@@ -157,20 +164,21 @@ class ReSTEM:
         return {key: [Completion(**c) for c in texts] for key, texts in saved.items()}
 
     def score_selfedits(
-        self, prefix: str, items: list[Item], policy: PreTrainedModel, selfedits: dict[str, list[Completion]]
+        self,
+        prefix: str,
+        items: list[Item],
+        policy: PreTrainedModel,
+        selfedits: dict[str, list[Completion]],
+        updates: dict[tuple[str, int], SelfEditUpdate],
     ) -> list[ScoredSelfEdit]:
-        """Every (item, self-edit, seed) inner loop, each appended to the store when it finishes."""
-        store, domain = self.runtime.store, self.runtime.domain
+        """Every (item, self-edit, seed) inner loop, each appended to the store when it finishes; `updates`
+        holds each (item key, sample)'s self-edit as the domain turned it into an update."""
+        store = self.runtime.store
         baselines = {r["item"]: r["baseline"] for r in store.read_jsonl(f"{prefix}/baselines.jsonl")}
         # The sampler holds this policy: where it serves adapters (vLLM on a GPU), stacked loops answer through it.
         scorer = self.runtime.scorer(policy, baselines, sampler_answers=True)
         persisted = set(baselines)
         done = {(r["item"], r["sample"], r["seed"]): r["reward"] for r in store.read_jsonl(f"{prefix}/scores.jsonl")}
-        updates = {
-            (item.key, sample): domain.update(item, completion.text)
-            for item in items
-            for sample, completion in enumerate(selfedits[item.key])
-        }
         seeds = [self.seed + s for s in range(self.inner.seeds)]
         todo = [
             (item, sample, seed)
@@ -211,14 +219,6 @@ class ReSTEM:
             )
             for (key, sample), update in updates.items()
         ]
-
-    def documents_cut(self, items: list[Item], selfedits: dict[str, list[Completion]]) -> int:
-        """Training documents of the round's self-edits that inner.max_length cuts."""
-        return sum(
-            truncated_examples(self.runtime.domain.update(item, completion.text), self.runtime.tokenizer)
-            for item in items
-            for completion in selfedits[item.key]
-        )
 
     def m_step(
         self,
