@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-# Timings and the run's own path; the lock's holder and MLflow's run ids (the store is compared by run).
-VOLATILE_KEY = re.compile(r"(time|seconds|_s$|^run_dir$)")
-NOT_COMPARED = {".lock", "mlflow.db", "mlflow_runs.json"}
+# Timings, memory peaks and the run's own path; the lock's holder and MLflow's run ids (the store is compared by run).
+VOLATILE_KEY = re.compile(r"(time|seconds|_s$|_gib$|^run_dir$)")
+NOT_COMPARED = {".lock", "mlflow.db", "mlflow_runs.json", "phases.json"}
 # Lists that PEFT writes from a set, in an order that changes with each process's hash seed.
 UNORDERED_KEYS = {"target_modules"}
 TOLERANCE = 1e-6

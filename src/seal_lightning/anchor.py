@@ -51,9 +51,9 @@ class AnswerAnchor(ReSTEMCallback):
         ]
         self.rng = random.Random(seed)
 
-    def mstep_loss(self, module: ReSTEMPolicyModule, loss: torch.Tensor) -> torch.Tensor:
+    def mstep_penalty(self, module: ReSTEMPolicyModule) -> torch.Tensor:
         picked = self.rng.sample(self.examples, min(self.batch_size, len(self.examples)))
-        batch = {k: v.to(loss.device) for k, v in pad_batch(picked, self.tokenizer.pad_token_id).items()}
+        batch = {k: v.to(module.model.device) for k, v in pad_batch(picked, self.tokenizer.pad_token_id).items()}
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         with torch.no_grad(), module.model.disable_adapter():
             reference = module.model(**inputs).logits
@@ -64,4 +64,4 @@ class AnswerAnchor(ReSTEMCallback):
         now = torch.log_softmax(logits[:, :-1][where].float(), dim=-1)
         divergence = (start.exp() * (start - now)).sum(-1).mean()
         module.log("anchor_kl", divergence, batch_size=len(picked))
-        return loss + self.weight * divergence
+        return self.weight * divergence

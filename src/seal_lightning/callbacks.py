@@ -2,7 +2,7 @@
 
 A `ReSTEMCallback` is also a Lightning `Callback`: the M-step's Trainer receives the same callbacks,
 so one object can follow both the outer loop (these hooks) and the M-step's training (Lightning's),
-and add a penalty to each M-step loss (`mstep_loss`).
+and add a penalty to each M-step loss (`mstep_penalty`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ class ReSTEMCallback(L.Callback):
     def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
         """The round's policy is loaded (and saved at `policy_path`); self-edits are about to be sampled."""
 
-    def mstep_loss(self, module: ReSTEMPolicyModule, loss: torch.Tensor) -> torch.Tensor:
-        """The loss of one M-step training step (a regulariser adds its penalty)."""
-        return loss
+    def mstep_penalty(self, module: ReSTEMPolicyModule) -> torch.Tensor | None:
+        """A regulariser's term, added to each M-step training step's loss; None: none."""
+        return None
 
     def after_round(self, restem: ReSTEM, round_index: int, policy_path: str) -> None:
         """Round `round_index` is finished (now, or in an earlier run) and its policy saved at `policy_path`."""

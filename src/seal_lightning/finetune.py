@@ -7,6 +7,7 @@ tokens only (the inner loop's documents have an empty prompt) and padding masked
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import lightning as L
@@ -16,8 +17,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from seal_lightning.config import LoRAConfig
-from seal_lightning.examples import pad_batch
+from seal_lightning.config import LoRAConfig, TrainingMemory
+from seal_lightning.examples import IGNORE_INDEX, pad_batch
+from seal_lightning.output_head import next_token_targets, token_scores
 
 T = TypeVar("T")
 
@@ -85,21 +87,56 @@ class LoRAFineTuneModule(L.LightningModule):
 
     `seed` fixes everything random about it (the adapter's initialisation, dropout, the epochs' shuffles)
     from the start, so the result never depends on what the process ran before: a command resumed after a
-    crash trains the same adapter as one that ran through."""
+    crash trains the same adapter as one that ran through.
 
-    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, lr: float, seed: int) -> None:
+    Memory is bounded by `memory` (`TrainingMemory`): a step's batch runs as micro-batches whose
+    gradients add up to the whole batch's (the loss is the mean over the batch's labelled tokens, as
+    transformers computes it), optionally with activation checkpointing; logits are never materialised
+    for a whole batch (`output_head.py`)."""
+
+    def __init__(
+        self, base: PreTrainedModel, lora: LoRAConfig, lr: float, seed: int, memory: TrainingMemory | None = None
+    ) -> None:
         super().__init__()
         L.seed_everything(seed, verbose=False)
         self.model: PeftModel = get_peft_model(base, peft_lora_config(lora))
         self.lr = lr
         self.seed = seed
+        self.memory = memory or TrainingMemory()
         self.losses: list[float] = []
+        self.automatic_optimization = False
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model(**batch).loss
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        loss = self.backward_batch(batch)
+        penalty = self.penalty()
+        if penalty is not None:
+            self.manual_backward(penalty)
+        optimizer.step()
         self.losses.append(loss.item())
         self.log("train_loss", loss, prog_bar=False, batch_size=batch["input_ids"].shape[0])
+
+    def backward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Add the batch loss's gradient to the adapter's, a micro-batch at a time; returns the loss (the
+        mean over the batch's labelled tokens, detached)."""
+        labelled = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        loss = torch.zeros((), device=batch["labels"].device)
+        for part in micro_batches(batch, self.memory.micro_batch_size):
+            log_probs, _, _ = token_scores(
+                self.model,
+                next_token_targets(part["labels"]),
+                input_ids=part["input_ids"],
+                attention_mask=part["attention_mask"],
+            )
+            part_loss = -log_probs.sum() / labelled
+            self.manual_backward(part_loss)
+            loss += part_loss.detach()
         return loss
+
+    def penalty(self) -> torch.Tensor | None:
+        """A term added to each step's loss (the M-step's regularisers); none here."""
+        return None
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=self.lr)
@@ -124,5 +161,29 @@ class LoRAFineTuneModule(L.LightningModule):
         )
         trainer = quiet_trainer(device, epochs, logger, callbacks)
         self.model.train()
-        trainer.fit(self, loader)
+        with activation_checkpointing(self.model, self.memory.activation_checkpointing):
+            trainer.fit(self, loader)
         self.model.eval()
+
+
+def micro_batches(batch: dict[str, torch.Tensor], size: int | None) -> Iterator[dict[str, torch.Tensor]]:
+    """The batch's rows `size` at a time (None: all), each cut to its own longest row (padding is on the
+    right and masked, so cutting it changes no result)."""
+    rows = batch["input_ids"].shape[0]
+    for start in range(0, rows, size or rows):
+        width = int(batch["attention_mask"][start : start + (size or rows)].sum(-1).max())
+        yield {name: tensor[start : start + (size or rows), :width] for name, tensor in batch.items()}
+
+
+@contextmanager
+def activation_checkpointing(model: PreTrainedModel, enabled: bool) -> Iterator[None]:
+    """transformers' activation checkpointing for the block (each decoder layer's activations are recomputed
+    in backward instead of kept), switched off again after, since the policy object lives on."""
+    if not enabled:
+        yield
+        return
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        model.gradient_checkpointing_disable()

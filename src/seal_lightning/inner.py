@@ -23,7 +23,7 @@ class InnerLoRAModule(LoRAFineTuneModule):
     """A fresh LoRA adapter (SEAL: rank 32, alpha 64, q/v) trained on one self-edit's examples."""
 
     def __init__(self, policy: PreTrainedModel, config: InnerConfig, seed: int) -> None:
-        super().__init__(policy, config.lora, config.lr, seed)
+        super().__init__(policy, config.lora, config.lr, seed, config.memory)
         self.config = config
 
     def learn(self, update: SelfEditUpdate, tokenizer: PreTrainedTokenizerBase) -> PeftModel:

@@ -29,15 +29,13 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
     """M-step: SFT on (prompt, kept self-edit), loss on the completion only (SEAL: rank 64, all projections)."""
 
     def __init__(self, policy: PreTrainedModel, config: OuterConfig, seed: int) -> None:
-        super().__init__(policy, config.lora, config.lr, seed)
+        super().__init__(policy, config.lora, config.lr, seed, config.memory)
         self.config = config
         self.plugins: list[ReSTEMCallback] = []
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = super().training_step(batch, batch_idx)
-        for plugin in self.plugins:
-            loss = plugin.mstep_loss(self, loss)
-        return loss
+    def penalty(self) -> torch.Tensor | None:
+        penalties = [p for p in (plugin.mstep_penalty(self) for plugin in self.plugins) if p is not None]
+        return sum(penalties[1:], penalties[0]) if penalties else None
 
     def learn(
         self,
@@ -47,7 +45,7 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         callbacks: list[L.Callback] | None = None,
     ) -> float:
         """Train on the pairs; returns the mean SFT loss of the last epoch. The ReST-EM callbacks among
-        `callbacks` may add penalties to each step's loss."""
+        `callbacks` may add penalties to each step's loss (`mstep_penalty`)."""
         self.plugins = [c for c in callbacks or [] if isinstance(c, ReSTEMCallback)]
         examples = sft_examples(pairs, tokenizer, self.config.max_length)
         self.fit(

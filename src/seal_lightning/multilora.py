@@ -32,34 +32,11 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig, LoRAConfig
-from seal_lightning.examples import IGNORE_INDEX
-from seal_lightning.finetune import peft_lora_config, quiet_trainer
+from seal_lightning.finetune import activation_checkpointing, peft_lora_config, quiet_trainer
+from seal_lightning.output_head import sequence_means, token_scores
 from seal_lightning.packing import PackedBatch, pack, shifted_labels, step_batches
 from seal_lightning.stacked_adamw import StackedAdamW
 from seal_lightning.stacked_lora import Routing, StackedLoRALinear
-
-
-def labelled_log_probs(model: PreTrainedModel, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities over the vocabulary at each labelled position, and where those are: the
-    vocabulary projection runs on labelled positions only, so a packed batch never materialises
-    logits for every token."""
-    hidden = model.base_model(
-        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
-    ).last_hidden_state
-    where = batch.labels != IGNORE_INDEX
-    logits = model.get_output_embeddings()(hidden[where]).float()
-    return torch.log_softmax(logits, dim=-1), where
-
-
-def target_log_probs(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return log_probs.gather(-1, targets[:, None]).squeeze(-1)
-
-
-def group_means(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Mean of `values` per group id (0..num_groups-1); empty groups give 0."""
-    sums = values.new_zeros(num_groups).index_add(0, groups, values)
-    counts = values.new_zeros(num_groups).index_add(0, groups, torch.ones_like(values))
-    return sums / counts.clamp(min=1)
 
 
 class MultiLoRAModel:
@@ -89,12 +66,13 @@ class MultiLoRAModel:
         batch = pack([(k, ids, shifted_labels(labels)) for k, ids, labels in sequences], self.num_adapters, 0)
         batch = batch.to(self.base.device)
         self.routing.set_tokens(batch.token_adapter)
-        log_probs, where = labelled_log_probs(self.base, batch)
-        targets, groups = batch.labels[where], batch.token_sequence[where]
-        hits = (log_probs.argmax(-1) == targets).float()
+        log_probs, hits, where = token_scores(
+            self.base, batch.labels, input_ids=batch.input_ids, position_ids=batch.position_ids
+        )
+        groups = batch.token_sequence[where]
         return {
-            "answer_loglik": group_means(target_log_probs(log_probs, targets), groups, len(sequences)).tolist(),
-            "token_accuracy": group_means(hits, groups, len(sequences)).tolist(),
+            "answer_loglik": sequence_means(log_probs, groups, len(sequences)).tolist(),
+            "token_accuracy": sequence_means(hits.float(), groups, len(sequences)).tolist(),
         }
 
     def parameters(self) -> list[nn.Parameter]:
@@ -157,9 +135,10 @@ class BatchedInnerLoRAModule(L.LightningModule):
     def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
         # Each adapter's loss is the mean over its own tokens, as PEFT's causal-LM loss would be alone.
         self.multi.routing.set_tokens(batch.token_adapter)
-        log_probs, where = labelled_log_probs(self.base, batch)
-        token_log_probs = target_log_probs(log_probs, batch.labels[where])
-        losses = -group_means(token_log_probs, batch.token_adapter[where], self.multi.num_adapters)
+        log_probs, _, where = token_scores(
+            self.base, batch.labels, input_ids=batch.input_ids, position_ids=batch.position_ids
+        )
+        losses = -sequence_means(log_probs, batch.token_adapter[where], self.multi.num_adapters)
         self.adapter_losses.append(torch.where(batch.active, losses.detach(), torch.nan))
         assert self.optimizer is not None
         self.optimizer.active = batch.active
@@ -186,7 +165,8 @@ def train_adapters(
     steps = step_batches(documents, seeds, config.epochs, config.batch_size, tokenizer.pad_token_id)
     trainer = quiet_trainer(next(base.parameters()).device, epochs=1)
     base.train()
-    trainer.fit(module, DataLoader(steps, batch_size=None, shuffle=False))
+    with activation_checkpointing(base, config.memory.activation_checkpointing):
+        trainer.fit(module, DataLoader(steps, batch_size=None, shuffle=False))
     base.eval()
     return multi, module
 

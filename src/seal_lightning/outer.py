@@ -28,6 +28,7 @@ from seal_lightning.errors import ConfigError
 from seal_lightning.inner import truncated_examples
 from seal_lightning.models import fingerprint
 from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair, cut_pairs
+from seal_lightning.profiling import PhaseProfile
 from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
 from seal_lightning.selection import ScoredSelfEdit, select_best
@@ -73,6 +74,8 @@ class ReSTEM:
         # The shared settings the round reads; the runtime built its sampler and scorer from the same.
         self.seed = runtime.config.seed
         self.inner = runtime.config.inner
+        # Time and memory of the current round's phases (round_N/phases.json).
+        self.profile = PhaseProfile()
 
     def fit(self) -> list[RoundSummary]:
         summaries = []
@@ -101,19 +104,23 @@ class ReSTEM:
         items = self.rounds[round_index - 1]
         prefix = f"round_{round_index}"
         policy_path = self.runtime.model_path(round_index - 1)
-        policy = self.runtime.load_model(policy_path)
+        self.profile = profile = PhaseProfile()
+        with profile.phase("load"):
+            policy = self.runtime.load_model(policy_path)
         store, tracker = self.runtime.store, self.runtime.tracker
         with tracker.run(prefix, prefix):
             for callback in self.callbacks:
                 callback.before_e_step(self, round_index, policy, policy_path)
-            sampler = self.runtime.sampler_on(policy, policy_path)
-            selfedits = self.sample_selfedits(prefix, items, sampler, round_index)
+            with profile.phase("sampling"):
+                sampler = self.runtime.sampler_on(policy, policy_path)
+                selfedits = self.sample_selfedits(prefix, items, sampler, round_index)
             updates = {
                 (item.key, sample): self.runtime.domain.update(item, completion.text)
                 for item in items
                 for sample, completion in enumerate(selfedits[item.key])
             }
-            scored = self.score_selfedits(prefix, items, policy, selfedits, updates)
+            with profile.phase("inner_loops"):
+                scored = self.score_selfedits(prefix, items, policy, selfedits, updates)
             kept = select_best(scored, self.outer.min_gain, self.outer.solved_at)
             by_key = {item.key: item for item in items}
             pairs = [
@@ -129,12 +136,15 @@ class ReSTEM:
             summary.mstep_truncated = cut_pairs(pairs, self.runtime.tokenizer, self.outer.max_length)
             summary.mstep_loss = mstep_loss
             summary.wall_time_s = time.monotonic() - started
-            tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
-            for name in ("selfedits_scored.jsonl", "kept.json"):
-                tracker.log_artifact(store.path(f"{prefix}/{name}"), prefix)
-            tracker.log_artifact(store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
-            merged = self.runtime.model_path(round_index)
-            tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
+            with profile.phase("logging"):
+                tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
+                for name in ("selfedits_scored.jsonl", "kept.json"):
+                    tracker.log_artifact(store.path(f"{prefix}/{name}"), prefix)
+                tracker.log_artifact(store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
+                merged = self.runtime.model_path(round_index)
+                tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
+            tracker.log_metrics(profile.metrics())
+            store.write_json(f"{prefix}/phases.json", [asdict(record) for record in profile.records])
             store.write_json(f"{prefix}/summary.json", asdict(summary))
         print(format_round(summary, len(self.rounds)))
         return summary
@@ -234,11 +244,16 @@ class ReSTEM:
             store.write_dir(f"{prefix}/adapter", lambda folder: None)
             store.write_dir(f"{prefix}/policy", self.save_policy(policy))
             return float("nan")
-        module = ReSTEMPolicyModule(policy, self.outer, seed=self.seed + round_index)
-        logger = self.runtime.tracker.lightning_logger(prefix="mstep")
-        loss = module.learn(pairs, self.runtime.tokenizer, logger=logger, callbacks=self.callbacks)
-        store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
-        store.write_dir(f"{prefix}/policy", self.save_policy(module.merged()))
+        with self.profile.phase("mstep"):
+            module = ReSTEMPolicyModule(policy, self.outer, seed=self.seed + round_index)
+            logger = self.runtime.tracker.lightning_logger(prefix="mstep")
+            loss = module.learn(pairs, self.runtime.tokenizer, logger=logger, callbacks=self.callbacks)
+        with self.profile.phase("save_adapter"):
+            store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
+        with self.profile.phase("merge"):
+            merged = module.merged()
+        with self.profile.phase("save_policy"):
+            store.write_dir(f"{prefix}/policy", self.save_policy(merged))
         return loss
 
     def save_policy(self, model: PreTrainedModel) -> Callable[[Path], None]:

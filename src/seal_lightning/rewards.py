@@ -22,6 +22,7 @@ from seal_lightning.domains.registry import grader
 from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.judge import judge_answers
 from seal_lightning.models import chat_prompt
+from seal_lightning.output_head import next_token_targets, sequence_means, token_scores
 
 
 def question_prompts(tokenizer: PreTrainedTokenizerBase, questions: Sequence[Question]) -> list[str]:
@@ -60,16 +61,13 @@ def teacher_forced_scores(
             tokenizer.pad_token_id,
         )
         batch = {name: tensor.to(model.device) for name, tensor in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        # The token at position t is predicted by the logits at t - 1.
-        targets = batch["labels"][:, 1:]
-        log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        token_log_probs = log_probs.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
-        answer = targets != IGNORE_INDEX
-        lengths = answer.sum(-1)
-        scores["answer_loglik"].extend(((token_log_probs * answer).sum(-1) / lengths).tolist())
-        hits = (log_probs.argmax(-1) == targets) & answer
-        scores["token_accuracy"].extend((hits.sum(-1) / lengths).tolist())
+        targets = next_token_targets(batch["labels"])
+        log_probs, hits, where = token_scores(
+            model, targets, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        )
+        rows = where.nonzero()[:, 0]
+        scores["answer_loglik"].extend(sequence_means(log_probs, rows, len(targets)).tolist())
+        scores["token_accuracy"].extend(sequence_means(hits.float(), rows, len(targets)).tolist())
     model.train(was_training)
     return scores
 

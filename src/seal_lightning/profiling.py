@@ -1,0 +1,93 @@
+"""Time and peak memory of each phase of a round (sampling, inner loops, M-step, merge, save, logging).
+
+A phase's peak is the process's resident-set high-water mark, reset when the phase starts (Linux
+`/proc/self/clear_refs`); where that reset is not allowed the peak is the process's peak so far. On a
+GPU the device's peak allocated memory is recorded too. The records go to the run store and the tracker.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    name: str
+    seconds: float
+    # Resident memory when the phase started and its peak during the phase, in GiB.
+    start_rss_gib: float
+    peak_rss_gib: float
+    # Peak GPU memory allocated by torch during the phase (GiB); None without a GPU.
+    peak_gpu_gib: float | None
+
+
+def resident_gib() -> float:
+    """The process's resident memory now."""
+    return _status_kib("VmRSS") / 1024**2
+
+
+def reset_peak() -> bool:
+    """Start a new resident high-water mark; False where the system does not allow it."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_gib() -> float:
+    """The resident high-water mark since the last `reset_peak` (or since the process started)."""
+    return _status_kib("VmHWM") / 1024**2
+
+
+class PhaseProfile:
+    """Collects `PhaseRecord`s: `with profile.phase("sampling"): ...`."""
+
+    def __init__(self) -> None:
+        self.records: list[PhaseRecord] = []
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start_rss = resident_gib()
+        reset_peak()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            gpu = torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else None
+            self.records.append(
+                PhaseRecord(name, time.monotonic() - started, start_rss, max(peak_gib(), start_rss), gpu)
+            )
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for the tracker: phase/<name>/{seconds,peak_rss_gib[,peak_gpu_gib]}."""
+        metrics = {}
+        for record in self.records:
+            metrics[f"phase/{record.name}/seconds"] = record.seconds
+            metrics[f"phase/{record.name}/peak_rss_gib"] = record.peak_rss_gib
+            if record.peak_gpu_gib is not None:
+                metrics[f"phase/{record.name}/peak_gpu_gib"] = record.peak_gpu_gib
+        return metrics
+
+
+def _status_kib(field: str) -> float:
+    """A memory field of /proc/self/status; elsewhere the process's peak so far (ru_maxrss)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux

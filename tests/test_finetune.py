@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from seal_lightning.config import LoRAConfig, TrainingMemory
+from seal_lightning.examples import pad_batch, tokenize_example
+from seal_lightning.finetune import LoRAFineTuneModule, activation_checkpointing, micro_batches
+
+TEXTS = [
+    ("Passage: the river is wide.", "The river is wide and slow."),
+    ("Passage: Ada wrote notes.", "Ada Lovelace wrote the first published program notes in 1843."),
+    ("", "A short one."),
+    ("Passage: tea.", "Tea grows on hills in Assam, and the leaves are picked by hand twice a year."),
+]
+
+
+def examples(tokenizer):
+    return [tokenize_example(tokenizer, prompt, completion, 64) for prompt, completion in TEXTS]
+
+
+def batch_gradients(policy, tokenizer, memory: TrainingMemory) -> tuple[dict[str, torch.Tensor], float]:
+    """The adapter's gradient and loss from one step's batch (every example), as a step computes them."""
+    module = LoRAFineTuneModule(policy, LoRAConfig(rank=4, alpha=8), lr=1e-3, seed=3, memory=memory)
+    # PEFT starts B at zero, so A would get no gradient: start from a trained-looking adapter instead.
+    torch.manual_seed(1)
+    for p in module.model.parameters():
+        if p.requires_grad:
+            p.data.normal_(std=0.05)
+    module.model.train()
+    module.manual_backward = lambda loss: loss.backward()  # no Trainer attached: plain autograd
+    batch = pad_batch(examples(tokenizer), tokenizer.pad_token_id)
+    try:
+        with activation_checkpointing(module.model, memory.activation_checkpointing):
+            loss = module.backward_batch(batch)
+        return {n: p.grad.clone() for n, p in module.model.named_parameters() if p.requires_grad}, loss.item()
+    finally:
+        module.model.unload()
+
+
+def test_the_step_loss_is_transformers_causal_lm_loss(policy, tokenizer):
+    grads, loss = batch_gradients(policy, tokenizer, TrainingMemory())
+    module = LoRAFineTuneModule(policy, LoRAConfig(rank=4, alpha=8), lr=1e-3, seed=3)
+    try:
+        torch.manual_seed(1)
+        for p in module.model.parameters():
+            if p.requires_grad:
+                p.data.normal_(std=0.05)
+        module.model.train()
+        expected = module.model(**pad_batch(examples(tokenizer), tokenizer.pad_token_id)).loss
+        expected.backward()
+        assert loss == pytest.approx(expected.item(), abs=1e-5)
+        for name, p in module.model.named_parameters():
+            if p.requires_grad:
+                torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-4)
+    finally:
+        module.model.unload()
+
+
+@pytest.mark.parametrize(
+    "memory", [TrainingMemory(micro_batch_size=1), TrainingMemory(micro_batch_size=3, activation_checkpointing=True)]
+)
+def test_micro_batches_and_checkpointing_give_the_whole_batch_gradient(policy, tokenizer, memory):
+    whole, whole_loss = batch_gradients(policy, tokenizer, TrainingMemory())
+    parts, parts_loss = batch_gradients(policy, tokenizer, memory)
+    assert parts_loss == pytest.approx(whole_loss, abs=1e-5)
+    for name, tensor in whole.items():
+        torch.testing.assert_close(parts[name], tensor, atol=1e-5, rtol=1e-4)
+    assert not policy.is_gradient_checkpointing
+
+
+def test_a_fit_trains_and_leaves_checkpointing_off(policy, tokenizer):
+    memory = TrainingMemory(micro_batch_size=2, activation_checkpointing=True)
+    module = LoRAFineTuneModule(policy, LoRAConfig(rank=4, alpha=8), lr=1e-3, seed=0, memory=memory)
+    try:
+        module.fit(examples(tokenizer), tokenizer, epochs=3, batch_size=4)
+        assert len(module.losses) == 3 and module.losses[-1] < module.losses[0]
+        assert not policy.is_gradient_checkpointing
+    finally:
+        module.model.unload()
+
+
+def test_micro_batches_cover_every_row_and_cut_their_own_padding(tokenizer):
+    batch = pad_batch(examples(tokenizer), tokenizer.pad_token_id)
+    parts = list(micro_batches(batch, 3))
+    assert [p["input_ids"].shape[0] for p in parts] == [3, 1]
+    assert parts[1]["attention_mask"].all()
+    assert torch.equal(
+        torch.cat([p["labels"][:, : parts[1]["labels"].shape[1]] for p in parts]),
+        batch["labels"][:, : parts[1]["labels"].shape[1]],
+    )
