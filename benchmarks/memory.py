@@ -4,7 +4,7 @@
 
 (1) One M-step training step on the built-in model at the paper's shapes (batch 10 x 1,024 tokens, LoRA
     r64 on all seven projections, float32), each setting of `outer.memory` in its own process, so each
-    peak is that process's resident high-water mark. Without activation checkpointing the step is run at
+    peak is that process's resident high-water mark. The whole batch without checkpointing is run at
     10 x 512 tokens: at 1,024 it does not fit this 24 GiB machine.
 (2) A 1-round `fit` (the demo's settings, no held-out evaluation) with the memory settings off and on:
     the peak of every phase (round_1/phases.json), in GiB.
@@ -24,9 +24,18 @@ from pathlib import Path
 GIB = 1024**3
 REPO = Path(__file__).resolve().parents[1]
 # Qwen2.5-7B (config.json): what the projection scales the built-in model's measured costs to.
-QWEN_7B = {"parameters": 7.62e9, "layers": 28, "hidden": 3584, "intermediate": 18944, "lora_parameters": 161.5e6}
+# LoRA r64 on its seven projections: 64 x (7168 + 4096 + 4096 + 7168 + 3 x 22528) per layer, 28 layers.
+QWEN_7B = {
+    "parameters": 7.62e9,
+    "layers": 28,
+    "hidden": 3584,
+    "intermediate": 18944,
+    "vocab": 152064,
+    "lora_parameters": 161.5e6,
+}
 SETTINGS = {
     "whole batch": {"micro_batch_size": None, "activation_checkpointing": False},
+    "micro-batch 1": {"micro_batch_size": 1, "activation_checkpointing": False},
     "checkpointing": {"micro_batch_size": None, "activation_checkpointing": True},
     "checkpointing, micro-batch 2": {"micro_batch_size": 2, "activation_checkpointing": True},
     "checkpointing, micro-batch 1": {"micro_batch_size": 1, "activation_checkpointing": True},
@@ -80,17 +89,20 @@ def in_child(setting: dict, tokens: int, rows: int) -> dict:
 
 def mstep_table(rows: int) -> dict[str, dict]:
     print(f"(1) one M-step step, built-in model, batch {rows}, LoRA r64 on all projections, float32")
-    print(f"{'setting':<32} {'tokens':>7} {'peak GiB':>9} {'over loaded':>12} {'loss':>8}")
+    print(f"{'setting':<32} {'tokens':>7} {'peak GiB':>9} {'over loaded':>12} {'seconds':>8} {'loss':>8}")
     results = {}
     for name, setting in SETTINGS.items():
-        tokens = 1024 if setting["activation_checkpointing"] else 512
+        tokens = 512 if setting["micro_batch_size"] is None and not setting["activation_checkpointing"] else 1024
         result = in_child(setting, tokens, rows)
         results[name] = result | {"tokens": tokens}
         if "error" in result:
             print(f"{name:<32} {tokens:>7} {result['error']}")
             continue
         over = result["peak_gib"] - result["loaded_gib"]
-        print(f"{name:<32} {tokens:>7} {result['peak_gib']:>9.2f} {over:>12.2f} {result['loss']:>8.4f}")
+        print(
+            f"{name:<32} {tokens:>7} {result['peak_gib']:>9.2f} {over:>12.2f} {result['seconds']:>8.1f} "
+            f"{result['loss']:>8.4f}"
+        )
     return results
 
 
@@ -125,34 +137,42 @@ def phases_table() -> None:
 
 
 def projection(results: dict[str, dict], rows: int) -> None:
-    """Peak = weights + adapter state + activations: weights 2 bytes/parameter (bfloat16); the adapter in
-    float32 with its gradient and AdamW's two moments (16 bytes/parameter); activations per token scaled
-    from the built-in model by layers x hidden (checkpointing keeps one hidden state per layer and token,
-    plus one layer's activations, which scale with hidden + intermediate)."""
+    """The M-step peak = weights + adapter state + one micro-batch's activations + one head chunk.
+    weights: 2 bytes/parameter (bfloat16); adapter: float32 parameter, gradient and AdamW's two moments,
+    16 bytes/parameter; activations: bytes/token measured here (peak - loaded - adapter state, over the
+    micro-batch's tokens), scaled by layers x (hidden + intermediate) and by 2/4 bytes per value
+    (bfloat16); head chunk: CHUNK_ROWS x vocabulary float32 logits, twice (logits and a temporary)."""
     from seal_lightning.config import ModelConfig
     from seal_lightning.models import load_model
+    from seal_lightning.output_head import CHUNK_ROWS
 
-    model = load_model(ModelConfig())
-    config = model.config
-    parameters = sum(p.numel() for p in model.parameters())
-    print("\n(3) projected M-step peak for Qwen2.5-7B (bfloat16 weights, float32 adapter), batch 10 x 1,024 tokens")
-    print(f"    {projection.__doc__.split(':', 1)[1].strip()}")
-    for name in ("whole batch", "checkpointing", "checkpointing, micro-batch 1"):
-        result = results[name]
-        if "error" in result:
+    config = load_model(ModelConfig()).config
+    width = (QWEN_7B["hidden"] + QWEN_7B["intermediate"]) / (config.hidden_size + config.intermediate_size)
+    depth = QWEN_7B["layers"] / config.num_hidden_layers
+    fixed = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"] + 2 * CHUNK_ROWS * QWEN_7B["vocab"] * 4
+    print(f"\n(3) projected M-step peak for Qwen2.5-7B, batch {rows} x 1,024 tokens, LoRA r64 on all projections")
+    print("    " + " ".join(projection.__doc__.split()))
+    for name in ("micro-batch 1", "checkpointing, micro-batch 1", "checkpointing, micro-batch 2"):
+        result = results.get(name, {})
+        if "peak_gib" not in result:
             continue
-        tokens = rows * result["tokens"] / (result.get("micro") or 1)
-        adapter_bytes = 16 * result["adapter_parameters"]
-        per_token = (result["peak_gib"] * GIB - result["loaded_gib"] * GIB - adapter_bytes) / tokens
-        width = (QWEN_7B["hidden"] + QWEN_7B["intermediate"]) / (config.hidden_size + config.intermediate_size)
-        layers = QWEN_7B["layers"] / config.num_hidden_layers
-        scale = width * (1 if "checkpointing" in name else layers)
-        target_tokens = rows * 1024 / (1 if "micro-batch 1" not in name else rows)
-        peak = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"] + per_token * scale * target_tokens
-        if "checkpointing" in name:
-            peak += QWEN_7B["layers"] * QWEN_7B["hidden"] * 2 * rows * 1024
-        print(f"    {name:<32} {per_token / 1024:>8.1f} KiB/token here -> {peak / GIB:6.1f} GiB for 7B")
-    del parameters
+        micro = SETTINGS[name]["micro_batch_size"]
+        tokens = micro * result["tokens"]
+        per_token = (result["peak_gib"] - result["loaded_gib"]) * GIB - 16 * result["adapter_parameters"]
+        per_token /= tokens
+        projected = fixed + per_token * width * depth * 0.5 * tokens
+        print(f"    {name:<30} {per_token / 1024:7.1f} KiB/token here -> {projected / GIB:6.1f} GiB for 7B")
+    unchunked = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"]
+    full = results.get("whole batch", {})
+    if "peak_gib" in full:
+        per_token = ((full["peak_gib"] - full["loaded_gib"]) * GIB - 16 * full["adapter_parameters"]) / (
+            rows * full["tokens"]
+        )
+        projected = unchunked + per_token * width * depth * 0.5 * rows * 1024
+        print(
+            f"    {'whole batch, no checkpointing':<30} {per_token / 1024:7.1f} KiB/token here -> "
+            f"{projected / GIB:6.1f} GiB for 7B"
+        )
 
 
 def main() -> None:

@@ -51,6 +51,14 @@ def test_fit_writes_every_step(run_dir):
     assert json.loads((round_dir / "summary.json").read_text())["selfedits"] == 4
 
 
+def test_fit_records_each_phase_s_time_and_memory(run_dir):
+    phases = json.loads((run_dir / "round_1" / "phases.json").read_text())
+    names = [phase["name"] for phase in phases]
+    rounds = ["load", "sampling", "inner_loops", "mstep", "save_adapter", "merge", "save_policy", "logging"]
+    assert names == [*rounds, "after_round:HeldOutEvaluation"]
+    assert all(phase["peak_rss_gib"] >= phase["start_rss_gib"] > 0 for phase in phases)
+
+
 def test_truncated_selfedits_are_counted_and_kept_with_their_flag(fitted):
     """24 new tokens cut most self-edits: the round line says how many, and the M-step learns them without EOS."""
     run_dir, out = fitted

@@ -87,13 +87,18 @@ class ReSTEM:
             try:
                 for round_index in range(1, len(self.rounds) + 1):
                     summary = self.runtime.store.read_json(f"round_{round_index}/summary.json")
-                    if summary is None:
+                    ran = summary is None
+                    if ran:
                         summary = asdict(self.run_round(round_index))
                     else:
                         print(f"round {round_index}: already finished, skipped")
+                        self.profile = PhaseProfile()
                     summaries.append(RoundSummary(**summary))
                     for callback in self.callbacks:
-                        callback.after_round(self, round_index, self.runtime.model_path(round_index))
+                        with self.profile.phase(f"after_round:{type(callback).__name__}"):
+                            callback.after_round(self, round_index, self.runtime.model_path(round_index))
+                    if ran:  # the held-out evaluation's time and memory join the round's phases
+                        self.write_phases(round_index)
             finally:
                 for callback in self.callbacks:
                     callback.on_restem_end(self)
@@ -143,11 +148,16 @@ class ReSTEM:
                 tracker.log_artifact(store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
                 merged = self.runtime.model_path(round_index)
                 tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
-            tracker.log_metrics(profile.metrics())
-            store.write_json(f"{prefix}/phases.json", [asdict(record) for record in profile.records])
+            self.write_phases(round_index)
             store.write_json(f"{prefix}/summary.json", asdict(summary))
         print(format_round(summary, len(self.rounds)))
         return summary
+
+    def write_phases(self, round_index: int) -> None:
+        """The round's phase records so far, to round_N/phases.json and the tracker's current run."""
+        self.runtime.tracker.log_metrics(self.profile.metrics(), step=round_index)
+        records = [asdict(record) for record in self.profile.records]
+        self.runtime.store.write_json(f"round_{round_index}/phases.json", records)
 
     def check_items(self, round_index: int, items: list[Item]) -> None:
         """A round works on the items it started with (round_items keeps the rounds' items disjoint)."""

@@ -3,10 +3,15 @@
 A phase's peak is the process's resident-set high-water mark, reset when the phase starts (Linux
 `/proc/self/clear_refs`); where that reset is not allowed the peak is the process's peak so far. On a
 GPU the device's peak allocated memory is recorded too. The records go to the run store and the tracker.
+
+At the end of each phase the memory it freed goes back to the system (glibc's `malloc_trim`): glibc keeps
+freed heap memory for reuse, so without it every later phase would start from the largest earlier peak.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import sys
 import time
@@ -18,6 +23,7 @@ from pathlib import Path
 import torch
 
 GIB = 1024**3
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,13 @@ class PhaseRecord:
 def resident_gib() -> float:
     """The process's resident memory now."""
     return _status_kib("VmRSS") / 1024**2
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory that is free back to the system (glibc only; elsewhere nothing to do)."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def reset_peak() -> bool:
@@ -66,6 +79,7 @@ class PhaseProfile:
         try:
             yield
         finally:
+            release_freed_memory()
             gpu = torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else None
             self.records.append(
                 PhaseRecord(name, time.monotonic() - started, start_rss, max(peak_gib(), start_rss), gpu)
