@@ -6,8 +6,8 @@
     r64 on all seven projections, float32), each setting of `outer.memory` in its own process, so each
     peak is that process's resident high-water mark. The whole batch without checkpointing is run at
     10 x 512 tokens: at 1,024 it does not fit this 24 GiB machine.
-(2) A 1-round `fit` (the demo's settings, no held-out evaluation) with the memory settings off and on:
-    the peak of every phase (round_1/phases.json), in GiB.
+(2) A 1-round `fit` (the demo's settings, no held-out evaluation), its M-step on the whole batch ("off") and
+    with checkpointing and micro-batch 2 ("on"): the peak of every phase (round_1/phases.json), in GiB.
 (3) The projected M-step peak for Qwen2.5-7B from the costs measured in (1) (the formula is printed).
 """
 
@@ -124,10 +124,10 @@ def fit_phases(memory_on: bool) -> list[dict]:
 def phases_table() -> None:
     print("\n(2) a 1-round fit (conf/demo.yaml, outer.rounds=1, no held-out): peak resident GiB per phase")
     before, after = fit_phases(memory_on=False), fit_phases(memory_on=True)
-    print(f"{'phase':<14} {'start':>7} {'off: peak':>10} {'on: peak':>9} {'off: s':>7} {'on: s':>7}")
+    print(f"{'phase':<26} {'start':>7} {'off: peak':>10} {'on: peak':>9} {'off: s':>7} {'on: s':>7}")
     for old, new in zip(before, after, strict=True):
         print(
-            f"{old['name']:<14} {old['start_rss_gib']:>7.2f} {old['peak_rss_gib']:>10.2f} {new['peak_rss_gib']:>9.2f} "
+            f"{old['name']:<26} {old['start_rss_gib']:>7.2f} {old['peak_rss_gib']:>10.2f} {new['peak_rss_gib']:>9.2f} "
             f"{old['seconds']:>7.1f} {new['seconds']:>7.1f}"
         )
     print(
@@ -137,42 +137,39 @@ def phases_table() -> None:
 
 
 def projection(results: dict[str, dict], rows: int) -> None:
-    """The M-step peak = weights + adapter state + one micro-batch's activations + one head chunk.
-    weights: 2 bytes/parameter (bfloat16); adapter: float32 parameter, gradient and AdamW's two moments,
-    16 bytes/parameter; activations: bytes/token measured here (peak - loaded - adapter state, over the
-    micro-batch's tokens), scaled by layers x (hidden + intermediate) and by 2/4 bytes per value
-    (bfloat16); head chunk: CHUNK_ROWS x vocabulary float32 logits, twice (logits and a temporary)."""
-    from seal_lightning.config import ModelConfig
-    from seal_lightning.models import load_model
+    """M-step peak = weights + adapter state + activations of one micro-batch + one head chunk.
+    Weights: 2 bytes/parameter (bfloat16). Adapter: float32 parameter, gradient and AdamW's two moments,
+    16 bytes/parameter. Activations: A bytes/token, measured here on the whole batch without
+    checkpointing ((peak - loaded - adapter state) / tokens, the largest token count, so fixed costs weigh
+    least), scaled by layers x (hidden + intermediate) and by 2/4 (bfloat16); with checkpointing, one
+    layer's share of that plus one hidden state per layer and token. Head chunk: CHUNK_ROWS x vocabulary
+    float32 logits and their temporary. A GPU's caching allocator is assumed to add nothing."""
+    from transformers import AutoConfig
+
+    from seal_lightning.models import builtin_model_folder
     from seal_lightning.output_head import CHUNK_ROWS
 
-    config = load_model(ModelConfig()).config
+    measured = results.get("whole batch", {})
+    if "peak_gib" not in measured:
+        return
+    config = AutoConfig.from_pretrained(builtin_model_folder())
+    per_token = (measured["peak_gib"] - measured["loaded_gib"]) * GIB - 16 * measured["adapter_parameters"]
+    per_token /= rows * measured["tokens"]
     width = (QWEN_7B["hidden"] + QWEN_7B["intermediate"]) / (config.hidden_size + config.intermediate_size)
     depth = QWEN_7B["layers"] / config.num_hidden_layers
+    full = per_token * width * depth * 0.5
+    checkpointed = full / QWEN_7B["layers"] + QWEN_7B["layers"] * QWEN_7B["hidden"] * 2
     fixed = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"] + 2 * CHUNK_ROWS * QWEN_7B["vocab"] * 4
     print(f"\n(3) projected M-step peak for Qwen2.5-7B, batch {rows} x 1,024 tokens, LoRA r64 on all projections")
     print("    " + " ".join(projection.__doc__.split()))
-    for name in ("micro-batch 1", "checkpointing, micro-batch 1", "checkpointing, micro-batch 2"):
-        result = results.get(name, {})
-        if "peak_gib" not in result:
-            continue
-        micro = SETTINGS[name]["micro_batch_size"]
-        tokens = micro * result["tokens"]
-        per_token = (result["peak_gib"] - result["loaded_gib"]) * GIB - 16 * result["adapter_parameters"]
-        per_token /= tokens
-        projected = fixed + per_token * width * depth * 0.5 * tokens
-        print(f"    {name:<30} {per_token / 1024:7.1f} KiB/token here -> {projected / GIB:6.1f} GiB for 7B")
-    unchunked = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"]
-    full = results.get("whole batch", {})
-    if "peak_gib" in full:
-        per_token = ((full["peak_gib"] - full["loaded_gib"]) * GIB - 16 * full["adapter_parameters"]) / (
-            rows * full["tokens"]
-        )
-        projected = unchunked + per_token * width * depth * 0.5 * rows * 1024
-        print(
-            f"    {'whole batch, no checkpointing':<30} {per_token / 1024:7.1f} KiB/token here -> "
-            f"{projected / GIB:6.1f} GiB for 7B"
-        )
+    print(
+        f"    A = {per_token / 1024:.0f} KiB/token here -> {full / 1024:.0f} KiB/token for 7B "
+        f"({checkpointed / 1024:.0f} KiB with checkpointing); fixed part {fixed / GIB:.1f} GiB"
+    )
+    for micro in (rows, 1):
+        for name, cost in (("no checkpointing", full), ("checkpointing", checkpointed)):
+            peak = fixed + cost * micro * 1024
+            print(f"    micro-batch {micro:>2}, {name:<17} {peak / GIB:6.1f} GiB")
 
 
 def main() -> None:
