@@ -159,6 +159,9 @@ CASES: dict[str, Bad] = {
     "reward-judge-backoff-type": Bad(args("fit", "reward.judge.backoff_s=slow"), "reward.judge.backoff_s: Value"),
     # outer
     "outer-out-of-range-rounds": Bad(args("fit", "outer.rounds=0"), "outer.rounds must be positive, got 0"),
+    "outer-micro-batch-zero": Bad(
+        args("fit", "outer.memory.micro_batch_size=0"), "outer.memory.micro_batch_size must be positive or null, got 0"
+    ),
     "outer-negative-anchor": Bad(args("fit", "outer.anchor=-1"), "outer.anchor must be >= 0, got -1.0"),
     "outer-wrong-type": Bad(args("fit", "outer.min_gain=abc"), "outer.min_gain: Value 'abc' of type 'str'"),
     "outer-lora-alpha": Bad(args("fit", "outer.lora.alpha=0"), "outer.lora.alpha must be positive, got 0"),

@@ -198,6 +198,10 @@ def validate(config: SealConfig) -> None:
     for key in POSITIVE:
         if OmegaConf.select(as_dict, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {OmegaConf.select(as_dict, key)}")
+    for key in ("inner.memory.micro_batch_size", "outer.memory.micro_batch_size"):  # None: the whole batch
+        value = OmegaConf.select(as_dict, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key} must be positive or null, got {value}")
     for key in NON_NEGATIVE:
         if OmegaConf.select(as_dict, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {OmegaConf.select(as_dict, key)}")
