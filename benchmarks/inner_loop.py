@@ -59,7 +59,7 @@ def training_seconds(
     if stacked:
         examples = [tokenized(update, tokenizer) for _, update, _ in updates]
         seeds = [seed for _, _, seed in updates]
-        with stacked_adapters(policy, tokenizer, examples, seeds, updates[0][1].inner):
+        with stacked_adapters(policy, tokenizer, examples, seeds, [update.inner for _, update, _ in updates]):
             pass
     else:
         for _, update, seed in updates:

@@ -5,7 +5,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from seal_lightning.config import InnerConfig, RewardConfig
+from seal_lightning.config import InnerConfig, LoRAConfig, RewardConfig
 from seal_lightning.domains import SelfEditUpdate
 from seal_lightning.inner import InnerLoRAModule, tokenized
 from seal_lightning.knowledge.builtin import builtin_passages
@@ -22,21 +22,25 @@ SELFEDITS = ["The first implication.\nA second, rather longer implication of the
 SEEDS = [3, 4, 5]
 
 
-def selfedit_updates(config: InnerConfig) -> list[SelfEditUpdate]:
+def selfedit_updates(configs: InnerConfig | list[InnerConfig]) -> list[SelfEditUpdate]:
+    """One update per self-edit: under one config, or each under its own."""
+    configs = configs if isinstance(configs, list) else [configs] * len(SELFEDITS)
     return [
-        SelfEditUpdate(tuple(("", doc) for doc in documents_from_selfedit(PASSAGE, edit)), config) for edit in SELFEDITS
+        SelfEditUpdate(tuple(("", doc) for doc in documents_from_selfedit(PASSAGE, edit)), config)
+        for edit, config in zip(SELFEDITS, configs, strict=True)
     ]
 
 
-def sequential_and_batched(model, tokenizer, config):
-    updates = selfedit_updates(config)
-    multi, module = train_adapters(model, tokenizer, [tokenized(u, tokenizer) for u in updates], SEEDS, config)
+def sequential_and_batched(model, tokenizer, configs):
+    updates = selfedit_updates(configs)
+    documents = [tokenized(u, tokenizer) for u in updates]
+    multi, module = train_adapters(model, tokenizer, documents, SEEDS, [u.inner for u in updates])
     batched_losses = torch.stack(module.adapter_losses)
     batched_states = [multi.adapter_state(k) for k in range(len(SEEDS))]
     multi.remove()
     results = []
     for k, (update, seed) in enumerate(zip(updates, SEEDS, strict=True)):
-        single = InnerLoRAModule(model, config, seed)
+        single = InnerLoRAModule(model, update.inner, seed)
         single.learn(update, tokenizer)
         state = {n.replace(".default", ""): v for n, v in single.model.state_dict().items() if "lora_" in n}
         losses = torch.tensor(single.losses, dtype=batched_losses.dtype)
@@ -46,14 +50,15 @@ def sequential_and_batched(model, tokenizer, config):
     return results
 
 
-def assert_trained_alike(model, tokenizer, config, loss_atol: float, update_rtol: float) -> None:
+def assert_trained_alike(model, tokenizer, configs, loss_atol: float, update_rtol: float) -> None:
     """Per-step losses agree, and so does each adapter's total weight update.
 
     Weights are compared through the update (trained minus initial): Adam divides each gradient by its
     own running scale, so rounding noise in near-zero gradient entries moves single weights by a
     fraction of lr, while the update as a whole must agree to within `update_rtol`.
     """
-    results = sequential_and_batched(model, tokenizer, config)
+    results = sequential_and_batched(model, tokenizer, configs)
+    config = configs[0] if isinstance(configs, list) else configs
     for (seq_losses, batched_losses, seq_state, batched_state), seed in zip(results, SEEDS, strict=True):
         # The same losses, step for step: one step per sequential step, in order, and none besides.
         torch.testing.assert_close(batched_losses, seq_losses, rtol=0, atol=loss_atol)
@@ -74,6 +79,23 @@ def test_batched_adapters_come_out_as_if_trained_alone(policy, tokenizer):
     assert_trained_alike(policy, tokenizer, InnerConfig(epochs=2, batch_size=2), loss_atol=1e-4, update_rtol=1e-2)
 
 
+def test_adapters_with_their_own_lr_epochs_and_batch_size_train_in_one_stack_as_if_alone(policy, tokenizer):
+    """ARC self-edits choose their learning rate and epochs: one stack trains them all, each as its own
+    sequential run would."""
+    configs = [
+        InnerConfig(lr=1e-3, epochs=2, batch_size=2),
+        InnerConfig(lr=1e-4, epochs=3, batch_size=1),
+        InnerConfig(lr=5e-3, epochs=1, batch_size=2),
+    ]
+    assert_trained_alike(policy, tokenizer, configs, loss_atol=1e-4, update_rtol=1e-2)
+
+
+def test_settings_a_stack_cannot_mix_are_refused(policy, tokenizer):
+    configs = [InnerConfig(), InnerConfig(lora=LoRAConfig(rank=8)), InnerConfig()]
+    with pytest.raises(ValueError, match="share their settings"):
+        train_adapters(policy, tokenizer, [[], [], []], SEEDS, configs)
+
+
 def test_adapters_on_a_bfloat16_base_stay_float32_as_peft_keeps_them(tokenizer):
     """On a GPU the base is bfloat16. PEFT keeps a LoRA adapter, its compute and its AdamW state in float32;
     the stack must too, or its updates round away and it no longer equals the sequential inner loop. A
@@ -90,7 +112,7 @@ def test_adapters_on_a_bfloat16_base_stay_float32_as_peft_keeps_them(tokenizer):
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
     inner = InnerConfig(epochs=2, batch_size=2)
     multi, module = train_adapters(
-        model, tokenizer, [tokenized(u, tokenizer) for u in selfedit_updates(inner)], SEEDS, inner
+        model, tokenizer, [tokenized(u, tokenizer) for u in selfedit_updates(inner)], SEEDS, [inner] * len(SEEDS)
     )
     assert all(p.dtype == torch.float32 for p in multi.parameters())
     assert all(s["exp_avg"].dtype == torch.float32 for s in module.optimizer.state.values())
@@ -104,7 +126,7 @@ def test_adapters_on_a_bfloat16_base_stay_float32_as_peft_keeps_them(tokenizer):
 def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokenizer, tmp_path):
     config = InnerConfig(epochs=3)
     examples = [tokenized(update, tokenizer) for update in selfedit_updates(config)]
-    multi, _ = train_adapters(policy, tokenizer, examples, SEEDS, config)
+    multi, _ = train_adapters(policy, tokenizer, examples, SEEDS, [config] * len(SEEDS))
     folders = [multi.export(k, tmp_path / f"adapter_{k}") for k in range(len(SEEDS))]
     questions = answer_questions(PASSAGE)
     sequences = answer_sequences(tokenizer, questions)

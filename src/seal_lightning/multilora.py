@@ -19,6 +19,7 @@ Each adapter comes out as if it had been trained alone with PEFT, because
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,11 +125,11 @@ def peft_initial_weights(
 class BatchedInnerLoRAModule(L.LightningModule):
     """Trains K stacked adapters with one forward/backward per step (see the module docstring)."""
 
-    def __init__(self, multi: MultiLoRAModel, lr: float) -> None:
+    def __init__(self, multi: MultiLoRAModel, lrs: Sequence[float]) -> None:
         super().__init__()
         self.multi = multi
         self.base = multi.base
-        self.lr = lr
+        self.lrs = list(lrs)
         self.adapter_losses: list[torch.Tensor] = []
         self.optimizer: StackedAdamW | None = None
 
@@ -145,11 +146,17 @@ class BatchedInnerLoRAModule(L.LightningModule):
         return losses.sum()
 
     def configure_optimizers(self) -> StackedAdamW:
-        self.optimizer = StackedAdamW(self.multi.parameters(), self.multi.num_adapters, lr=self.lr)
+        self.optimizer = StackedAdamW(self.multi.parameters(), self.multi.num_adapters, lr=self.lrs)
         return self.optimizer
 
     def transfer_batch_to_device(self, batch: PackedBatch, device: torch.device, dataloader_idx: int) -> PackedBatch:
         return batch.to(device)
+
+
+def stack_key(config: InnerConfig) -> str:
+    """What inner loops must share to train in one stack: everything but the learning rate, the epochs and
+    the batch size, which each adapter has its own of (an ARC self-edit chooses its lr and epochs)."""
+    return repr(dataclasses.replace(config, lr=0.0, epochs=0, batch_size=0))
 
 
 def train_adapters(
@@ -157,15 +164,25 @@ def train_adapters(
     tokenizer: PreTrainedTokenizerBase,
     documents: Sequence[Sequence[dict[str, list[int]]]],
     seeds: Sequence[int],
-    config: InnerConfig,
+    configs: Sequence[InnerConfig],
 ) -> tuple[MultiLoRAModel, BatchedInnerLoRAModule]:
-    """Install K adapters (adapter k: tokenized documents[k], seed[k]) and train them together."""
-    multi = MultiLoRAModel(base, config.lora, seeds)
-    module = BatchedInnerLoRAModule(multi, config.lr)
-    steps = step_batches(documents, seeds, config.epochs, config.batch_size, tokenizer.pad_token_id)
+    """Install K adapters (adapter k: tokenized documents[k], seed[k], configs[k]'s lr, epochs and batch
+    size) and train them together."""
+    if len({stack_key(config) for config in configs}) != 1:
+        raise ValueError("stacked inner loops must share their settings other than lr, epochs and batch_size")
+    shared = configs[0]
+    multi = MultiLoRAModel(base, shared.lora, seeds)
+    module = BatchedInnerLoRAModule(multi, [config.lr for config in configs])
+    steps = step_batches(
+        documents,
+        seeds,
+        [config.epochs for config in configs],
+        [config.batch_size for config in configs],
+        tokenizer.pad_token_id,
+    )
     trainer = quiet_trainer(next(base.parameters()).device, epochs=1)
     base.train()
-    with activation_checkpointing(base, config.memory.activation_checkpointing):
+    with activation_checkpointing(base, shared.memory.activation_checkpointing):
         trainer.fit(module, DataLoader(steps, batch_size=None, shuffle=False))
     base.eval()
     return multi, module
@@ -177,10 +194,10 @@ def stacked_adapters(
     tokenizer: PreTrainedTokenizerBase,
     documents: Sequence[Sequence[dict[str, list[int]]]],
     seeds: Sequence[int],
-    config: InnerConfig,
+    configs: Sequence[InnerConfig],
 ) -> Iterator[MultiLoRAModel]:
     """Trained stacked adapters for the duration of the block; the base model is restored afterwards."""
-    multi, _ = train_adapters(base, tokenizer, documents, seeds, config)
+    multi, _ = train_adapters(base, tokenizer, documents, seeds, configs)
     try:
         yield multi
     finally:

@@ -97,14 +97,15 @@ def shifted_labels(labels: list[int]) -> list[int]:
 def step_batches(
     documents: Sequence[Sequence[dict[str, list[int]]]],
     seeds: Sequence[int],
-    epochs: int,
-    batch_size: int,
+    epochs: Sequence[int],
+    batch_sizes: Sequence[int],
     pad_token_id: int,
 ) -> list[PackedBatch]:
-    """The stack's steps: adapter k's batches, in the order a sequential run would see them, one per
-    step from its start step on (see `staggered_starts`)."""
+    """The stack's steps: adapter k's batches (its own epochs and batch size), in the order a sequential
+    run would see them, one per step from its start step on (see `staggered_starts`)."""
     schedules = [
-        epoch_batches(list(examples), batch_size, epochs, seed) for examples, seed in zip(documents, seeds, strict=True)
+        epoch_batches(list(examples), batch_size, epochs_k, seed)
+        for examples, seed, epochs_k, batch_size in zip(documents, seeds, epochs, batch_sizes, strict=True)
     ]
     tokens = [[sum(len(example["input_ids"]) for example in batch) for batch in schedule] for schedule in schedules]
     starts = staggered_starts(tokens)

@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seal_lightning.config import TEACHER_FORCED_METRICS, RewardConfig
 from seal_lightning.domains import Domain, Item, Question, SelfEditUpdate
 from seal_lightning.inner import adapted, tokenized
-from seal_lightning.multilora import MultiLoRAModel, stacked_adapters
+from seal_lightning.multilora import MultiLoRAModel, stack_key, stacked_adapters
 from seal_lightning.rewards import answer_sequences, grade, mean_grade, question_prompts, teacher_forced_scores
 from seal_lightning.sampling.base import AdapterAnswerer
 from seal_lightning.sampling.hf import generate_texts
@@ -136,13 +136,14 @@ class SelfEditScorer:
     def measure(self, jobs: Sequence[Job], metrics: Sequence[str]) -> list[list[Scores]]:
         """For each job, the metrics of the adapted model on each of its question sets."""
         results: dict[int, list[Scores]] = {}
-        # Updates train together only under identical settings (an ARC self-edit chooses its lr and epochs).
+        # Updates train together where their settings allow one stack (each adapter keeps its own lr and
+        # epochs, which an ARC self-edit chooses).
         groups: dict[str, list[int]] = {}
         for index, job in enumerate(jobs):
             if job.update.error is not None:
                 results[index] = [self.unadapted(questions, metrics) for questions in job.questions]
             elif job.update.inner.batched:
-                groups.setdefault(repr(job.update.inner), []).append(index)
+                groups.setdefault(stack_key(job.update.inner), []).append(index)
             else:
                 with adapted(self.model, self.tokenizer, job.update, job.seed) as model:
                     results[index] = [
@@ -165,7 +166,8 @@ class SelfEditScorer:
         # Each question's set, so that scores average per set.
         set_of = [s for s, (_, questions) in enumerate(sets) for _ in questions]
         per_question: dict[str, list[float]] = {}
-        with stacked_adapters(self.model, self.tokenizer, examples, seeds, jobs[0].update.inner) as multi:
+        configs = [job.update.inner for job in jobs]
+        with stacked_adapters(self.model, self.tokenizer, examples, seeds, configs) as multi:
             forced = [metric for metric in metrics if metric in TEACHER_FORCED_METRICS]
             if forced:
                 sequences = answer_sequences(self.tokenizer, flat)
