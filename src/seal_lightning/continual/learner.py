@@ -34,7 +34,7 @@ class ContinualPlugin(L.Callback):
         return examples
 
     def before_backward(self, module: ContinualLoRAModule, loss: torch.Tensor) -> torch.Tensor:
-        """The loss of one training step (regularisers add their penalty)."""
+        """What one training step adds to its loss: `loss` plus this plugin's penalty (regularisers)."""
         return loss
 
     def merge_scale(self, learner: SequentialEditor, experience: DatasetExperience, model: PeftModel) -> float:
@@ -50,7 +50,7 @@ class ContinualPlugin(L.Callback):
 
 
 class ContinualLoRAModule(InnerLoRAModule):
-    """The inner-loop update with the plugins' `before_backward` applied to every step's loss."""
+    """The inner-loop update with the plugins' `before_backward` penalties added to every step's loss."""
 
     def __init__(
         self, policy: PreTrainedModel, config: InnerConfig, plugins: Sequence[ContinualPlugin], seed: int
@@ -58,11 +58,14 @@ class ContinualLoRAModule(InnerLoRAModule):
         super().__init__(policy, config, seed)
         self.plugins = list(plugins)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = super().training_step(batch, batch_idx)
+    def penalty(self) -> torch.Tensor | None:
+        """The plugins' terms, each added by its `before_backward` (Avalanche's hook: `loss += penalty`) to
+        a step loss that starts here at zero; the data term's gradient is taken apart, a micro-batch at a
+        time, and gradients add up."""
+        total = torch.zeros((), device=self.model.device)
         for plugin in self.plugins:
-            loss = plugin.before_backward(self, loss)
-        return loss
+            total = plugin.before_backward(self, total)
+        return total if total.requires_grad else None
 
 
 @dataclass(frozen=True)
