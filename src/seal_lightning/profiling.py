@@ -3,6 +3,8 @@
 A phase's peak is the process's resident-set high-water mark, reset when the phase starts (Linux
 `/proc/self/clear_refs`); where that reset is not allowed the peak is the process's peak so far. On a
 GPU the device's peak allocated memory is recorded too. The records go to the run store and the tracker.
+The reset is the kernel's: `getrusage` and `/usr/bin/time` then report only the peak since the last
+phase began, so a run's peak is the largest phase peak.
 
 At the end of each phase the memory it freed goes back to the system (glibc's `malloc_trim`): glibc keeps
 freed heap memory for reuse, so without it every later phase would start from the largest earlier peak.
