@@ -1,24 +1,33 @@
-"""Self-edits scored per minute: reference-style sequential inner loops against the batched inner loop.
+"""Self-edits scored per minute: the reference code's inner loop against the project's inner loops.
 
     bash scripts/run.sh python benchmarks/inner_loop.py --passages 1 --selfedits 5 --seeds 3 --epochs 2
 
-(a) reference: a fresh PEFT model per (self-edit, seed), one after another, answers with `generate` (F1);
+ref: the reference procedure (`reference_procedure.py`: documents padded to its `max_seq_length` of 2,048,
+     `transformers.Trainer`, adapter written to disk and served by a vLLM server over HTTP, baseline
+     answers regenerated per loop; F1), on the first `--reference-loops` loops (160 s each here);
+ref256: the same with its `--max_seq_length 256`, on every loop;
+(a) sequential PEFT runs, answers with `generate` (F1);
 (b) batched adapters, answers through vLLM with one LoRARequest per prompt (F1);
 (c) batched adapters with the answer log-likelihood reward;
 (d) batched adapters, answers from one in-process `generate` with each row routed to its adapter (F1);
 (e) sequential PEFT runs with the log-likelihood reward: (c)'s counterpart, whose rewards (c) must match.
-All sides score the same self-edits with the same seeds, in this process. Training alone (sequential
-PEFT runs against one stack) is timed once more, and its FLOP/s reported as a fraction of this
-machine's fp32 matmul peak, measured here too. Results go to MLflow.
+All sides score the same self-edits with the same seeds, in this process (the reference's server in a
+process of its own; engine starts are not counted). Generated-answer sides compare with the reference
+at equal reward (F1); log-likelihood sides also with (e). Training alone (sequential PEFT runs against one
+stack) is timed once more, and its FLOP/s reported as a fraction of this machine's fp32 matmul peak,
+measured here too. Results go to MLflow.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
+from reference_procedure import PHASES, VLLMServer, reference_inner_loop
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.cli import quiet_libraries
@@ -76,6 +85,40 @@ def training_flops(policy: PreTrainedModel, tokens: int, labelled: int) -> float
     return 4 * (body * tokens + head * labelled)
 
 
+NAMES = {
+    "ref": "reference procedure, 2,048 tokens (F1)",
+    "ref256": "reference procedure, 256 tokens (F1)",
+    "a": "(a) sequential PEFT + generate (F1)",
+    "d": "(d) batched + routed generate (F1)",
+    "b": "(b) batched + vLLM LoRA answers (F1)",
+    "c": "(c) batched + log-likelihood",
+    "e": "(e) sequential PEFT + log-likelihood",
+}
+LOGLIK_SIDES = ("c", "e")
+
+
+def reference_side(
+    server: VLLMServer,
+    policy: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    domain: KnowledgeDomain,
+    updates: list,
+    max_seq_length: int,
+) -> tuple[float, list[float], dict[str, float]]:
+    """Seconds, per-loop rewards and seconds per phase of the reference's inner loops over `updates`."""
+    phases = dict.fromkeys(PHASES, 0.0)
+    rewards = []
+    for passage, update, seed in updates:
+        documents = [completion for _, completion in update.examples]
+        reward, seconds = reference_inner_loop(
+            server, policy, tokenizer, documents, domain.questions(passage), update.inner, seed, max_seq_length,
+            RewardConfig(name="f1"),
+        )  # fmt: skip
+        rewards.append(reward)
+        phases = {name: phases[name] + seconds[name] for name in PHASES}
+    return sum(phases.values()), rewards, phases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=1)
@@ -83,10 +126,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=128, help="self-edit length")
-    parser.add_argument("--skip", default="", help="comma-separated sides to skip: a,b,c,d,e")
+    parser.add_argument("--reference-loops", type=int, default=3, help="loops the reference runs at 2,048 tokens")
+    parser.add_argument("--skip", default="", help="comma-separated sides to skip: " + ",".join(NAMES))
     parser.add_argument("--run-dir", default="runs/benchmarks")
     args = parser.parse_args()
     quiet_libraries()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # side (b)'s engine: its start-up log is not the table
     skip = set(filter(None, args.skip.split(",")))
 
     data = DataConfig(builtin_split="validation", limit=args.passages)
@@ -105,7 +150,7 @@ def main() -> None:
     seeds = list(range(args.seeds))
     updates = {
         batched: [
-            (p, domain.update(p, edit), seed)
+            (p, domain.update(p, edit.text), seed)
             for p, edits in zip(passages, selfedits, strict=True)
             for edit in edits
             for seed in seeds
@@ -117,13 +162,29 @@ def main() -> None:
     tokens = args.epochs * sum(len(example["input_ids"]) for example in examples)
     labelled = args.epochs * sum(label != IGNORE_INDEX for example in examples for label in example["labels"])
     peak = matmul_peak_flops()
-    results: dict[str, tuple[float, list[float]]] = {}
+    # side -> (seconds, per-loop rewards, loops run)
+    results: dict[str, tuple[float, list[float], int]] = {}
+    phases: dict[str, dict[str, float]] = {}
+
+    reference_runs = {"ref": (2048, updates[False][: args.reference_loops]), "ref256": (256, updates[False])}
+    if not set(reference_runs) <= skip:
+        log = Path(args.run_dir) / "vllm_server.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with VLLMServer(str(builtin_model_folder()), InnerConfig().lora.rank, log) as server:
+            print("vLLM server started (not counted)", flush=True)
+            for name, (length, loops) in reference_runs.items():
+                if name not in skip:
+                    seconds, rewards, phases[name] = reference_side(
+                        server, policy, tokenizer, domains[False], loops, length
+                    )
+                    results[name] = (seconds, rewards, len(loops))
+                    print(f"{name}: {len(loops)} inner loops in {seconds:.1f} s", flush=True)
 
     def timed(name: str, scorer: SelfEditScorer) -> None:
         start = time.perf_counter()
         rewards = [result.reward for result in scorer.score_many(updates[name not in ("a", "e")])]
-        results[name] = (time.perf_counter() - start, rewards)
-        print(f"{name}: {count} self-edit inner loops in {results[name][0]:.1f} s", flush=True)
+        results[name] = (time.perf_counter() - start, rewards, count)
+        print(f"{name}: {count} inner loops in {results[name][0]:.1f} s", flush=True)
 
     f1 = RewardConfig(name="f1")
     sides = {
@@ -145,29 +206,13 @@ def main() -> None:
         timed("b", SelfEditScorer(policy, tokenizer, domains[True], f1, answerer=answerer))
         engine.close()
 
-    names = {
-        "d": "batched + routed generate answers (F1)",
-        "a": "reference (sequential PEFT, generate, F1)",
-        "b": "batched + vLLM answers (F1)",
-        "c": "batched + log-likelihood",
-        "e": "sequential PEFT + log-likelihood",
-    }
     training = {stacked: training_seconds(policy, tokenizer, updates[stacked], stacked) for stacked in (False, True)}
     flops = training_flops(policy, tokens, labelled)
-
     print(f"\nmatmul peak (fp32, 2048^2): {peak / 1e9:.1f} GFLOP/s; {count} inner loops, {tokens} training tokens")
-    print(f"{'side':<44} {'loops/min':>10} {'vs (a)':>8}  mean reward")
-    metrics = {"matmul_peak_gflops": peak / 1e9}
-    for key, (seconds, rewards) in results.items():
-        per_minute = count / seconds * 60
-        ratio = per_minute / (count / results["a"][0] * 60) if "a" in results else float("nan")
-        mean_reward = sum(rewards) / len(rewards)
-        print(f"{names[key]:<44} {per_minute:>10.1f} {ratio:>7.2f}x  {mean_reward:.4f}")
-        metrics |= {f"{key}_loops_per_min": per_minute, f"{key}_vs_a": ratio, f"{key}_mean_reward": mean_reward}
-    if "c" in results and "e" in results:
-        gap = max(abs(x - y) for x, y in zip(results["c"][1], results["e"][1], strict=True))
-        print(f"largest per-loop reward difference, (c) against (e): {gap:.2e}")
-        metrics["c_e_max_reward_gap"] = gap
+    metrics = {"matmul_peak_gflops": peak / 1e9} | report(results)
+    for name, seconds in phases.items():
+        shares = ", ".join(f"{phase} {value / sum(seconds.values()):.0%}" for phase, value in seconds.items())
+        print(f"{NAMES[name]}: {shares}")
     print(f"\n{'training only':<44} {'seconds':>10} {'vs seq.':>8} {'GFLOP/s':>8} {'% peak':>7}")
     for stacked, label in ((False, "sequential PEFT runs"), (True, "one stack of adapters")):
         rate = flops / training[stacked]
@@ -179,6 +224,35 @@ def main() -> None:
     tracker = Tracker(TrackingConfig(experiment="benchmarks"), store)
     with tracker.run(f"inner_loop_{time.strftime('%Y%m%d-%H%M%S')}", "inner_loop", vars(args)):
         tracker.log_metrics(metrics)
+
+
+def report(results: dict[str, tuple[float, list[float], int]]) -> dict[str, float]:
+    """The table: loops per minute, ratios against the reference (at 2,048 and 256) and, for log-likelihood
+    sides, against (e); the metrics it shows."""
+    rates = {name: loops / seconds * 60 for name, (seconds, _, loops) in results.items()}
+
+    def ratio(name: str, against: str) -> str:
+        return f"{rates[name] / rates[against]:.2f}x" if against in rates else "-"
+
+    print(f"{'side':<42} {'loops':>5} {'loops/min':>9} {'vs ref':>8} {'vs ref256':>9} {'vs (e)':>7}  mean reward")
+    metrics: dict[str, float] = {}
+    for name in NAMES:
+        if name not in results:
+            continue
+        _, rewards, loops = results[name]
+        versus_e = ratio(name, "e") if name in LOGLIK_SIDES else ""
+        mean = sum(rewards) / len(rewards)
+        print(
+            f"{NAMES[name]:<42} {loops:>5} {rates[name]:>9.2f} {ratio(name, 'ref'):>8} {ratio(name, 'ref256'):>9} "
+            f"{versus_e:>7}  {mean:.4f}"
+        )
+        metrics |= {f"{name}_loops_per_min": rates[name], f"{name}_mean_reward": mean}
+        metrics |= {f"{name}_vs_{ref}": rates[name] / rates[ref] for ref in ("ref", "ref256") if ref in rates}
+    if "c" in results and "e" in results:
+        gap = max(abs(x - y) for x, y in zip(results["c"][1], results["e"][1], strict=True))
+        print(f"largest per-loop reward difference, (c) against (e): {gap:.2e}")
+        metrics["c_e_max_reward_gap"] = gap
+    return metrics
 
 
 if __name__ == "__main__":

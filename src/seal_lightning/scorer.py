@@ -22,7 +22,7 @@ from seal_lightning.inner import adapted, tokenized
 from seal_lightning.multilora import MultiLoRAModel, stack_key, stacked_adapters
 from seal_lightning.rewards import answer_sequences, grade, mean_grade, question_prompts, teacher_forced_scores
 from seal_lightning.sampling.base import AdapterAnswerer
-from seal_lightning.sampling.hf import generate_texts
+from seal_lightning.sampling.hf import greedy_texts
 
 
 def greedy_answers(
@@ -31,12 +31,16 @@ def greedy_answers(
     questions: Sequence[Question],
     config: RewardConfig,
     batch_size: int | None = None,
+    route: Callable[[torch.Tensor], None] | None = None,
 ) -> list[str]:
-    prompts = question_prompts(tokenizer, questions)
-    texts = generate_texts(
-        model, tokenizer, prompts, max_new_tokens=config.max_new_tokens, batch_size=batch_size or config.batch_size
+    return greedy_texts(
+        model,
+        tokenizer,
+        question_prompts(tokenizer, questions),
+        max_new_tokens=config.max_new_tokens,
+        batch_size=batch_size or config.batch_size,
+        route=route,
     )
-    return [candidates[0].text for candidates in texts]
 
 
 def score_questions(
@@ -199,5 +203,6 @@ class SelfEditScorer:
             with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:
                 paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(adapters)]
                 return self.answerer(prompts, [paths[k] for k in owners])
-        multi.routing.set_rows(torch.tensor(list(owners), device=multi.base.device))
-        return greedy_answers(multi.base, self.tokenizer, questions, self.reward_config, batch_size=len(prompts))
+        adapter_of = torch.tensor(list(owners), device=multi.base.device)
+        route = lambda rows: multi.routing.set_rows(adapter_of[rows])  # noqa: E731
+        return greedy_answers(multi.base, self.tokenizer, questions, self.reward_config, len(prompts), route)

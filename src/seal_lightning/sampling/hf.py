@@ -1,9 +1,11 @@
-"""Sampling and greedy answering with `transformers.generate`, batched with left padding."""
+"""Sampling with `transformers.generate` and greedy answering, batched with left padding."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SamplerConfig
 from seal_lightning.sampling.base import AdapterAnswerer, Completion
@@ -52,6 +54,69 @@ def generate_texts(
         tokenizer.padding_side = padding_side
         model.train(was_training)
     return results
+
+
+@torch.no_grad()
+def greedy_texts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    route: Callable[[torch.Tensor], None] | None = None,
+) -> list[str]:
+    """Greedy completions that drop each row, and its KV cache, as soon as it ends.
+
+    `generate` computes every row until the longest one ends; answers' lengths vary ten-fold (90 routed
+    answers on the built-in model: mean 18 tokens, the longest 64), so most of its row-steps were padding.
+    The tokens are `generate`'s greedy ones. `route(rows)` hears which prompts (indices into `prompts`)
+    the next forward's rows are, whenever they change, for a model that routes rows to adapters.
+    """
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    stops = torch.tensor(end_of_sequence_ids(model, tokenizer), device=model.device)
+    tokens: list[list[int]] = [[] for _ in prompts]
+    try:
+        for start in range(0, len(prompts), batch_size):
+            batch = tokenizer(
+                prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(model.device)
+            input_ids, mask = batch["input_ids"], batch["attention_mask"]
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            rows = torch.arange(start, start + len(input_ids), device=model.device)
+            cache = DynamicCache(config=model.config)
+            if route is not None:
+                route(rows)
+            for step in range(max_new_tokens):
+                logits = model(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                ).logits
+                chosen = logits[:, -1].argmax(-1)
+                for row, token in zip(rows.tolist(), chosen.tolist(), strict=True):
+                    tokens[row].append(token)
+                going = (~torch.isin(chosen, stops)).nonzero().squeeze(-1)
+                if going.numel() == 0 or step == max_new_tokens - 1:
+                    break
+                if going.numel() < len(rows):
+                    cache.batch_select_indices(going)
+                    rows, mask, chosen, positions = rows[going], mask[going], chosen[going], positions[going]
+                    if route is not None:
+                        route(rows)
+                input_ids = chosen[:, None]
+                mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+                positions = positions[:, -1:] + 1
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return tokenizer.batch_decode(tokens, skip_special_tokens=True)
 
 
 def end_of_sequence_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
