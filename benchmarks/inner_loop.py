@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/benchmarks")
     args = parser.parse_args()
     quiet_libraries()
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # side (b)'s engine: its start-up log is not the table
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # side (b)'s engine: its start-up log is not the table
     skip = set(filter(None, args.skip.split(",")))
 
     data = DataConfig(builtin_split="validation", limit=args.passages)
