@@ -198,11 +198,11 @@ class SelfEditScorer:
     ) -> list[str]:
         """Greedy answers, question i through adapter owners[i]: from the answerer with the adapters exported
         as PEFT folders, else from one `generate` call with each row routed to its adapter."""
-        prompts = question_prompts(self.tokenizer, questions)
         if self.answerer is not None:
+            prompts = question_prompts(self.tokenizer, questions)
             with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:
                 paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(adapters)]
                 return self.answerer(prompts, [paths[k] for k in owners])
         adapter_of = torch.tensor(list(owners), device=multi.base.device)
         route = lambda rows: multi.routing.set_rows(adapter_of[rows])  # noqa: E731
-        return greedy_answers(multi.base, self.tokenizer, questions, self.reward_config, len(prompts), route)
+        return greedy_answers(multi.base, self.tokenizer, questions, self.reward_config, len(questions), route)

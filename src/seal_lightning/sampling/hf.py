@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SamplerConfig
 from seal_lightning.sampling.base import AdapterAnswerer, Completion
+
+
+@contextmanager
+def generating(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Iterator[None]:
+    """Eval mode and left padding (so new tokens follow every prompt directly), restored afterwards."""
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -27,13 +42,9 @@ def generate_texts(
     holds no end-of-sequence token stopped at `max_new_tokens`: it is marked truncated."""
     sampled = temperature is not None
     options = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sampled else {"do_sample": False}
-    padding_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    was_training = model.training
-    model.eval()
     stops = end_of_sequence_ids(model, tokenizer)
     results: list[list[Completion]] = []
-    try:
+    with generating(model, tokenizer):
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
             batch = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -50,9 +61,6 @@ def generate_texts(
             completions = [Completion(text, truncated=not end) for text, end in zip(texts, ended, strict=True)]
             for index in range(len(chunk)):
                 results.append(completions[index * num_return_sequences : (index + 1) * num_return_sequences])
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
     return results
 
 
@@ -73,13 +81,9 @@ def greedy_texts(
     The tokens are `generate`'s greedy ones. `route(rows)` hears which prompts (indices into `prompts`)
     the next forward's rows are, whenever they change, for a model that routes rows to adapters.
     """
-    padding_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    was_training = model.training
-    model.eval()
     stops = torch.tensor(end_of_sequence_ids(model, tokenizer), device=model.device)
     tokens: list[list[int]] = [[] for _ in prompts]
-    try:
+    with generating(model, tokenizer):
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(
                 prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
@@ -113,9 +117,6 @@ def greedy_texts(
                 input_ids = chosen[:, None]
                 mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
                 positions = positions[:, -1:] + 1
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
     return tokenizer.batch_decode(tokens, skip_special_tokens=True)
 
 
