@@ -146,7 +146,7 @@ def main() -> None:
     passages = domains[False].load()
     sampler = TransformersSampler(SamplerConfig(max_new_tokens=args.max_new_tokens), policy, tokenizer)
     prompts = [domains[False].selfedit_prompt(p) for p in passages]
-    selfedits = sampler.sample(prompts, args.selfedits, seed=0)
+    selfedits = sampler.sample(prompts, args.selfedits, seeds=[0] * len(prompts))
     seeds = list(range(args.seeds))
     updates = {
         batched: [

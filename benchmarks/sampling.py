@@ -27,7 +27,7 @@ def count_tokens(tokenizer, completions: list[list[str]]) -> int:
 
 def timed_sample(sampler, prompts: list[str], k: int, seed: int) -> tuple[list[list[str]], float]:
     start = time.perf_counter()
-    completions = sampler.sample(prompts, k, seed)
+    completions = sampler.sample(prompts, k, [seed] * len(prompts))
     return completions, time.perf_counter() - start
 
 

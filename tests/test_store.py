@@ -177,3 +177,29 @@ def test_a_full_disk_during_an_append_loses_only_that_record(small_disk):
         store.append_jsonl("scores.jsonl", {"text": "x" * 200_000})
     store.append_jsonl("scores.jsonl", {"i": 1})
     assert store.read_jsonl("scores.jsonl") == [{"i": 0}, {"i": 1}]
+
+
+def test_each_rank_appends_to_its_own_file_and_readers_merge_them(tmp_path):
+    """Two ranks never append to one file; a reader under any number of ranks sees every rank's records."""
+    main, second = RunStore(tmp_path), RunStore(tmp_path, rank=1)
+    main.append_jsonl("round_1/scores.jsonl", {"unit": 0})
+    second.append_jsonl("round_1/scores.jsonl", {"unit": 1})
+    second.append_jsonl("round_1/scores.jsonl", {"unit": 2})
+    RunStore(tmp_path, rank=12).append_jsonl("round_1/scores.jsonl", {"unit": 3})
+    assert sorted(p.name for p in (tmp_path / "round_1").iterdir()) == [
+        "scores.jsonl",
+        "scores.rank1.jsonl",
+        "scores.rank12.jsonl",
+    ]
+    expected = [{"unit": 0}, {"unit": 1}, {"unit": 2}, {"unit": 3}]
+    assert main.read_jsonl("round_1/scores.jsonl") == expected
+    assert second.read_jsonl("round_1/scores.jsonl") == expected
+
+
+def test_only_the_main_rank_writes_shared_files(tmp_path):
+    second = RunStore(tmp_path, rank=1)
+    assert second.write_json("kept.json", [1]) == tmp_path / "kept.json"
+    second.write_dir("policy", lambda folder: (folder / "weights").write_text("w"))
+    assert not (tmp_path / "kept.json").exists() and not (tmp_path / "policy").exists()
+    RunStore(tmp_path).write_json("kept.json", [1])
+    assert second.read_json("kept.json") == [1]

@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return compare(config, args.experiment or config.tracking.experiment, args.reference)
         if args.command == "evaluate" and args.compare:
             return compare_evaluations(config, *args.compare)
+        if launched_rank() > 0:  # under torchrun or srun the main rank prints for all; errors still show
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
         return {"fit": fit, "evaluate": evaluate, "continual": continual}[args.command](config)
     except SealError as exc:
         print(f"seal-lightning: error: {exc}", file=sys.stderr)
@@ -95,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seal-lightning: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher set it (0 without a launcher), read before any process group."""
+    from seal_lightning.distributed import cluster_environment
+
+    environment = cluster_environment()
+    return 0 if environment is None else environment.global_rank()
 
 
 def fit(config: SealConfig) -> int:
@@ -164,16 +174,18 @@ def evaluate(config: SealConfig) -> int:
               f"{store.path(folder)}")  # fmt: skip
         with tracker.run(folder, "evaluate", to_flat_dict(config)):
             records = Evaluator(runtime, settings, folder).run(conditions, items, Roles(runtime, paths))
-            text = report_evaluation(records, config, store, tracker, folder)
+            text, per_item = report_evaluation(records, config, store, tracker, folder)
     if len(items) <= 20:
-        print(store.path(f"{folder}/per_item.txt").read_text(), end="")
+        print(per_item)
     print(text)
     print(f"MLflow store: {tracker.uri}")
     return 0
 
 
-def report_evaluation(records: list[dict], config: SealConfig, store: RunStore, tracker: Tracker, folder: str) -> str:
-    """Write the table (with each row's step over the row above it) and the per-item view, log them; the table."""
+def report_evaluation(
+    records: list[dict], config: SealConfig, store: RunStore, tracker: Tracker, folder: str
+) -> tuple[str, str]:
+    """Write the table (with each row's step over the row above it) and the per-item view, log them; both texts."""
     from seal_lightning.report import format_per_item, format_steps, format_table, summarize
 
     metrics = config.evaluate.metrics
@@ -181,11 +193,13 @@ def report_evaluation(records: list[dict], config: SealConfig, store: RunStore, 
     steps = format_steps(records, metrics, config.heldout.resamples)
     text = "\n".join(filter(None, [format_table(table, metrics), steps]))
     store.write_text(f"{folder}/table.txt", text + "\n")
-    store.write_text(f"{folder}/per_item.txt", format_per_item(records, metrics) + "\n")
+    per_item = format_per_item(records, metrics)
+    store.write_text(f"{folder}/per_item.txt", per_item + "\n")
     tracker.log_metrics({f"{row}/{m}": mean for row, values in table.items() for m, (mean, _) in values.items()})
-    for name in ("table.txt", "per_item.txt", "results.jsonl"):
+    results = sorted(file.name for file in store.path(folder).glob("results*.jsonl"))  # one per rank under several
+    for name in ("table.txt", "per_item.txt", *results):
         tracker.log_artifact(store.path(f"{folder}/{name}"))
-    return text
+    return text, per_item
 
 
 def compare_evaluations(config: SealConfig, first: str, second: str) -> int:
@@ -207,6 +221,11 @@ def continual(config: SealConfig) -> int:
     domain, tokenizer = open_domain(config)
     passages = list(domain.load())
     with open_runtime(config, domain, tokenizer, "continual") as runtime:
+        if runtime.ranks.world_size > 1:
+            raise ConfigError(
+                "continual runs in one process: sharing its (strategy, order) pairs among ranks is not built yet; "
+                "run it without torchrun or srun"
+            )
         store, tracker = runtime.store, runtime.tracker
         experiment = ContinualExperiment(runtime, config.continual, passages)
         print(

@@ -33,6 +33,7 @@ from seal_lightning.errors import DataError
 from seal_lightning.models import fingerprint
 from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
+from seal_lightning.sampling.sharded import sample_shared
 from seal_lightning.scorer import Job, Scores, SelfEditScorer
 
 
@@ -104,17 +105,23 @@ class Evaluator:
 
     def run(self, conditions: dict[str, Condition], items: Sequence[Item], roles: Roles) -> list[dict]:
         results_name = f"{self.folder}/results.jsonl"
+        ranks = self.runtime.ranks
         done = self.results()
+        ranks.barrier()  # every rank has read what was done before any rank records more
         todo = {name: [item for item in items if (name, item.key) not in done] for name in conditions}
         writers = {c.writer for name, c in conditions.items() if c.source == "sampled" and todo[name]}
         sampled = {writer: self.sampled(writer, roles, items) for writer in sorted(writers)}
         total = len(conditions) * len(items)
-        with tqdm(total=total, initial=total - sum(map(len, todo.values())), desc="evaluate") as bar:
+        shares = {name: self.share(condition, todo[name]) for name, condition in conditions.items()}
+        initial = total - sum(map(len, todo.values()))
+        scored: dict[tuple[str, str], dict] = {}
+        mine = sum(len(group) for groups in shares.values() for group in groups)
+        with tqdm(total=initial + mine, initial=initial, desc="evaluate", disable=not ranks.main) as bar:
             for name, condition in conditions.items():
-                if not todo[name]:
+                if not shares[name]:
                     continue
                 scorer = self.runtime.scorer(roles.model(condition.adapted))
-                for group in self.groups(condition, todo[name]):
+                for group in shares[name]:
                     selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
                     updates = {i.key: [self.domain.update(i, text) for text in selfedits[i.key]] for i in group}
                     for item, scores in zip(group, self.score(scorer, condition, group, updates), strict=True):
@@ -123,9 +130,16 @@ class Evaluator:
                         # Why the domain rejected a self-edit (it then trained nothing), per self-edit.
                         record["errors"] = [update.error for update in updates[item.key]]
                         self.store.append_jsonl(results_name, record)
-                        done[(name, item.key)] = record
+                        scored[(name, item.key)] = record
                         bar.update()
+        for records in ranks.gather(scored):
+            done.update(records)
         return [done[key] for key in self.keys(conditions, items)]
+
+    def share(self, condition: Condition, items: list[Item]) -> list[list[Item]]:
+        """This rank's groups of the items (all of them in one process), balanced by items per group."""
+        groups = self.groups(condition, items)
+        return [groups[index] for index in self.runtime.ranks.share([len(group) for group in groups])]
 
     @staticmethod
     def keys(conditions: dict[str, Condition], items: Sequence[Item]) -> list[tuple[str, str]]:
@@ -160,7 +174,8 @@ class Evaluator:
         missing = [item for item in items if item.key not in saved]
         if missing:
             prompts = [self.domain.selfedit_prompt(item) for item in missing]
-            completions = roles.sampler(writer).sample(prompts, self.settings.selfedits, seed=self.settings.seed)
+            sampler, ranks = roles.sampler(writer), self.runtime.ranks
+            completions = sample_shared(sampler, prompts, self.settings.selfedits, self.settings.seed, ranks)
             saved |= {i.key: [dataclasses.asdict(c) for c in cs] for i, cs in zip(missing, completions, strict=True)}
             self.store.write_json(name, saved)
         return {key: [Completion(**c) for c in cs] for key, cs in saved.items()}

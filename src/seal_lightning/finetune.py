@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import LoRAConfig, TrainingMemory
+from seal_lightning.distributed import Ranks
 from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.output_head import next_token_targets, token_scores
 
@@ -35,13 +36,25 @@ def peft_lora_config(config: LoRAConfig) -> LoraConfig:
 
 
 def quiet_trainer(
-    device: torch.device, epochs: int, logger: Logger | bool = False, callbacks: list[L.Callback] | None = None
+    device: torch.device,
+    epochs: int,
+    logger: Logger | bool = False,
+    callbacks: list[L.Callback] | None = None,
+    ranks: Ranks | None = None,
 ) -> L.Trainer:
-    """A Trainer on the model's own device, without checkpoints or bars: inner loops run by the hundred."""
+    """A Trainer on the model's own device, without checkpoints or bars: inner loops run by the hundred.
+    With several `ranks`, one data-parallel Trainer (DDP) over all of them, on the launcher's process group;
+    the batches are the ranks' own (`RankBatches`), so Lightning's distributed sampler is not used."""
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    if ranks is not None and ranks.world_size > 1:
+        placement: dict = {"strategy": "ddp", "devices": ranks.local_world_size, "num_nodes": ranks.nodes}
+        placement["use_distributed_sampler"] = False
+    else:
+        placement = {"devices": [device.index or 0] if device.type == "cuda" else 1}
     return L.Trainer(
         max_epochs=epochs,
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=[device.index or 0] if device.type == "cuda" else 1,
+        accelerator=accelerator,
+        **placement,
         logger=logger,
         callbacks=callbacks,
         enable_checkpointing=False,
@@ -67,6 +80,29 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+class RankBatches(Sampler[list[int]]):
+    """The epoch's batches (`EpochShuffle` order, `batch_size` rows each), every rank taking rows rank,
+    rank + world, ... of each: together the ranks train on exactly the one-process batches. A rank left
+    without a row takes `placeholder`, an index whose labels are all masked: it adds nothing to the loss
+    or the gradient, but the rank meets the others in the gradient all-reduce."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, ranks: Ranks, placeholder: int) -> None:
+        self.order = EpochShuffle(size, seed)
+        self.batch_size, self.ranks, self.placeholder = batch_size, ranks, placeholder
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(self.order)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size][self.ranks.rank :: self.ranks.world_size]
+            yield rows or [self.placeholder]
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
 
 
 def epoch_batches(examples: Sequence[T], batch_size: int, epochs: int, seed: int) -> list[list[T]]:
@@ -105,6 +141,8 @@ class LoRAFineTuneModule(L.LightningModule):
         self.memory = memory or TrainingMemory()
         self.losses: list[float] = []
         self.automatic_optimization = False
+        # The data-parallel ranks the current `fit` trains over (one: this process alone).
+        self.ranks = Ranks()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
@@ -120,7 +158,11 @@ class LoRAFineTuneModule(L.LightningModule):
     def backward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Add the batch loss's gradient to the adapter's, a micro-batch at a time; returns the loss (the
         mean over the batch's labelled tokens, detached)."""
-        labelled = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        # Under DDP each rank holds some of the batch's rows: the mean is over the labelled tokens of all
+        # ranks, and each rank's gradient is scaled by the world size, as DDP averages the ranks' gradients.
+        world = self.ranks.world_size
+        labelled = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+        labelled = int(self.all_gather(labelled).sum()) if world > 1 else int(labelled)
         loss = torch.zeros((), device=batch["labels"].device)
         for part in micro_batches(batch, self.memory.micro_batch_size):
             log_probs, _, _ = token_scores(
@@ -130,9 +172,9 @@ class LoRAFineTuneModule(L.LightningModule):
                 attention_mask=part["attention_mask"],
             )
             part_loss = -log_probs.sum() / labelled
-            self.manual_backward(part_loss)
+            self.manual_backward(part_loss * world)
             loss += part_loss.detach()
-        return loss
+        return self.all_gather(loss).sum() if world > 1 else loss
 
     def penalty(self) -> torch.Tensor | None:
         """A term added to each step's loss (the M-step's regularisers); none here."""
@@ -150,16 +192,19 @@ class LoRAFineTuneModule(L.LightningModule):
         batch_size: int,
         logger: Logger | bool = False,
         callbacks: list[L.Callback] | None = None,
+        ranks: Ranks | None = None,
     ) -> None:
-        """Train on `examples` with a Lightning Trainer (shuffled each epoch, seeded)."""
+        """Train on `examples` with a Lightning Trainer (shuffled each epoch, seeded); with several `ranks`,
+        data-parallel over them, each rank on its rows of every batch."""
         device = self.model.device
+        self.ranks = ranks = ranks or Ranks()
+        placeholder = {**examples[0], "labels": [IGNORE_INDEX] * len(examples[0]["labels"])}
         loader = DataLoader(
-            list(examples),
-            batch_size=batch_size,
-            sampler=EpochShuffle(len(examples), self.seed),
+            [*examples, placeholder],
+            batch_sampler=RankBatches(len(examples), batch_size, self.seed, ranks, placeholder=len(examples)),
             collate_fn=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
         )
-        trainer = quiet_trainer(device, epochs, logger, callbacks)
+        trainer = quiet_trainer(device, epochs, logger, callbacks, ranks)
         self.model.train()
         with activation_checkpointing(self.model, self.memory.activation_checkpointing):
             trainer.fit(self, loader)

@@ -98,9 +98,9 @@ def saved_records(store: RunStore) -> dict[int, list[dict]]:
     """The held-out records a run directory holds, by round (of several evaluations of a round, under other
     settings, the latest)."""
     latest: dict[int, tuple[int, str]] = {}
-    for results in store.root.glob("heldout/round_*-*/results.jsonl"):
+    for results in store.root.glob("heldout/round_*-*/results*.jsonl"):  # one file per rank under several
         round_index = int(results.parent.name.split("-")[0].removeprefix("round_"))
-        stamp = (results.stat().st_mtime_ns, str(results.relative_to(store.root)))
+        stamp = (results.stat().st_mtime_ns, str(results.parent.relative_to(store.root) / "results.jsonl"))
         latest[round_index] = max(latest.get(round_index, stamp), stamp)
     return {r: store.read_jsonl(name) for r, (_, name) in sorted(latest.items())}
 

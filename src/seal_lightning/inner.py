@@ -50,6 +50,20 @@ def truncated_examples(update: SelfEditUpdate, tokenizer: PreTrainedTokenizerBas
     )
 
 
+def training_tokens(update: SelfEditUpdate, tokenizer: PreTrainedTokenizerBase) -> int:
+    """What the update's inner loop trains on, in tokens per epoch (what ranks balance their shares by);
+    a rejected self-edit trains nothing and costs one unit (its baseline score)."""
+    if update.error is not None:
+        return 1
+    return (
+        sum(
+            min(example_length(tokenizer, prompt, completion), update.inner.max_length)
+            for prompt, completion in update.examples
+        )
+        * update.inner.epochs
+    )
+
+
 @contextmanager
 def adapted(
     policy: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, update: SelfEditUpdate, seed: int

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.config import OuterConfig
+from seal_lightning.distributed import Ranks
 from seal_lightning.examples import example_length, tokenize_example
 from seal_lightning.finetune import LoRAFineTuneModule
 
@@ -43,9 +44,11 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         tokenizer: PreTrainedTokenizerBase,
         logger: Logger | bool = False,
         callbacks: list[L.Callback] | None = None,
+        ranks: Ranks | None = None,
     ) -> float:
         """Train on the pairs; returns the mean SFT loss of the last epoch. The ReST-EM callbacks among
-        `callbacks` may add penalties to each step's loss (`mstep_penalty`)."""
+        `callbacks` may add penalties to each step's loss (`mstep_penalty`). With several `ranks`, data-parallel
+        (DDP) over them: the same steps as one process, each rank on its rows of every batch."""
         self.plugins = [c for c in callbacks or [] if isinstance(c, ReSTEMCallback)]
         examples = sft_examples(pairs, tokenizer, self.config.max_length)
         self.fit(
@@ -55,6 +58,7 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
             batch_size=self.config.batch_size,
             logger=logger,
             callbacks=callbacks,
+            ranks=ranks,
         )
         steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
         last_epoch = self.losses[-steps_per_epoch:]

@@ -25,12 +25,13 @@ from seal_lightning.config import OuterConfig
 from seal_lightning.configure import to_flat_dict
 from seal_lightning.domains import Item, SelfEditUpdate
 from seal_lightning.errors import ConfigError
-from seal_lightning.inner import truncated_examples
+from seal_lightning.inner import training_tokens, truncated_examples
 from seal_lightning.models import fingerprint
 from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair, cut_pairs
 from seal_lightning.profiling import PhaseProfile
 from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
+from seal_lightning.sampling.sharded import sample_shared
 from seal_lightning.selection import ScoredSelfEdit, select_best
 
 
@@ -76,6 +77,8 @@ class ReSTEM:
         self.inner = runtime.config.inner
         # Time and memory of the current round's phases (round_N/phases.json).
         self.profile = PhaseProfile()
+        # Under several ranks: each rank's inner loops and their seconds in the current round.
+        self.rank_work: dict[int, dict[str, float]] = {}
 
     def fit(self) -> list[RoundSummary]:
         summaries = []
@@ -135,6 +138,7 @@ class ReSTEM:
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
             store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
             mstep_loss = self.m_step(prefix, policy, pairs, round_index)
+            self.runtime.ranks.barrier()  # the round's policy is on disk for every rank
             # Training documents of the round's self-edits that inner.max_length cuts.
             documents_cut = sum(truncated_examples(u, self.runtime.tokenizer) for u in updates.values())
             summary = summarize_round(round_index, items, scored, kept, documents_cut)
@@ -143,11 +147,15 @@ class ReSTEM:
             summary.wall_time_s = time.monotonic() - started
             with profile.phase("logging"):
                 tracker.log_metrics({k: float(v) for k, v in asdict(summary).items() if k != "round"})
+                if self.runtime.ranks.world_size > 1:
+                    work = {f"rank{r}_{k}": v for r, values in self.rank_work.items() for k, v in values.items()}
+                    tracker.log_metrics(work)
                 for name in ("selfedits_scored.jsonl", "kept.json"):
                     tracker.log_artifact(store.path(f"{prefix}/{name}"), prefix)
                 tracker.log_artifact(store.path(f"{prefix}/adapter"), f"{prefix}/adapter")
                 merged = self.runtime.model_path(round_index)
-                tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
+                if store.main:  # the only rank that talks to MLflow; the others would hash the policy for nothing
+                    tracker.log_reference(merged, f"{prefix}/policy.json", fingerprint(merged))
             self.write_phases(round_index)
             store.write_json(f"{prefix}/summary.json", asdict(summary))
         print(format_round(summary, len(self.rounds)))
@@ -178,7 +186,7 @@ class ReSTEM:
             k, domain = self.runtime.config.sampler.k, self.runtime.domain
             print(f"{prefix}: sampling {k} self-edits for each of {len(items)} {domain.name} items")
             prompts = [domain.selfedit_prompt(item) for item in items]
-            completions = sampler.sample(prompts, k, seed=self.seed + round_index)
+            completions = sample_shared(sampler, prompts, k, self.seed + round_index, self.runtime.ranks)
             saved = {item.key: [asdict(c) for c in texts] for item, texts in zip(items, completions, strict=True)}
             self.runtime.store.write_json(name, saved)
         return {key: [Completion(**c) for c in texts] for key, texts in saved.items()}
@@ -192,13 +200,16 @@ class ReSTEM:
         updates: dict[tuple[str, int], SelfEditUpdate],
     ) -> list[ScoredSelfEdit]:
         """Every (item, self-edit, seed) inner loop, each appended to the store when it finishes; `updates`
-        holds each (item key, sample)'s self-edit as the domain turned it into an update."""
-        store = self.runtime.store
+        holds each (item key, sample)'s self-edit as the domain turned it into an update. Under several
+        ranks each scores its share of the unfinished loops (balanced by training tokens) and the ranks
+        gather the rewards."""
+        store, ranks = self.runtime.store, self.runtime.ranks
         baselines = {r["item"]: r["baseline"] for r in store.read_jsonl(f"{prefix}/baselines.jsonl")}
         # The sampler holds this policy: where it serves adapters (vLLM on a GPU), stacked loops answer through it.
         scorer = self.runtime.scorer(policy, baselines, sampler_answers=True)
         persisted = set(baselines)
         done = {(r["item"], r["sample"], r["seed"]): r["reward"] for r in store.read_jsonl(f"{prefix}/scores.jsonl")}
+        ranks.barrier()  # every rank has read what was done before any rank records more
         seeds = [self.seed + s for s in range(self.inner.seeds)]
         todo = [
             (item, sample, seed)
@@ -207,21 +218,34 @@ class ReSTEM:
             for seed in seeds
             if (item.key, sample, seed) not in done
         ]
+        costs = [training_tokens(updates[(item.key, sample)], self.runtime.tokenizer) for item, sample, _ in todo]
+        mine = [todo[index] for index in ranks.share(costs)]
         total = len(updates) * len(seeds)
         # Batched: up to inner.max_adapters unfinished inner loops train together; else one by one.
         size = self.inner.max_adapters if self.inner.batched else 1
-        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
-        with tqdm(total=total, initial=total - len(todo), desc=f"{prefix} inner loops", unit="loop") as bar:
+        chunks = [mine[start : start + size] for start in range(0, len(mine), size)]
+        scored: dict[tuple[str, int, int], float] = {}
+        started = time.monotonic()
+        # The main rank's bar counts the loops finished before and its own share.
+        initial = total - len(todo)
+        quiet = not ranks.main
+        bar = tqdm(total=initial + len(mine), initial=initial, desc=f"{prefix} inner loops", unit="loop", disable=quiet)
+        with bar:
             for chunk in chunks:
                 batch = [(item, updates[(item.key, sample)], seed) for item, sample, seed in chunk]
                 for (item, sample, seed), result in zip(chunk, scorer.score_many(batch), strict=True):
                     if item.key not in persisted:
                         persisted.add(item.key)
                         store.append_jsonl(f"{prefix}/baselines.jsonl", {"item": item.key, "baseline": result.baseline})
-                    done[(item.key, sample, seed)] = result.reward
+                    scored[(item.key, sample, seed)] = result.reward
                     record = {"item": item.key, "sample": sample, "seed": seed, "reward": result.reward}
                     store.append_jsonl(f"{prefix}/scores.jsonl", record)
                     bar.update()
+        elapsed = time.monotonic() - started
+        for rank, (rewards, baseline_values, seconds) in enumerate(ranks.gather((scored, scorer.baselines, elapsed))):
+            done.update(rewards)
+            scorer.baselines.update(baseline_values)
+            self.rank_work[rank] = {"loops": len(rewards), "inner_loops_s": seconds}
         per_selfedit: dict[tuple[str, int], list[float]] = defaultdict(list)
         for (item_key, sample, _seed), value in done.items():
             per_selfedit[(item_key, sample)].append(value)
@@ -257,7 +281,9 @@ class ReSTEM:
         with self.profile.phase("mstep"):
             module = ReSTEMPolicyModule(policy, self.outer, seed=self.seed + round_index)
             logger = self.runtime.tracker.lightning_logger(prefix="mstep")
-            loss = module.learn(pairs, self.runtime.tokenizer, logger=logger, callbacks=self.callbacks)
+            loss = module.learn(
+                pairs, self.runtime.tokenizer, logger=logger, callbacks=self.callbacks, ranks=self.runtime.ranks
+            )
         with self.profile.phase("save_adapter"):
             store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
         with self.profile.phase("merge"):

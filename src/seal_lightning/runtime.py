@@ -5,22 +5,27 @@ directory, the MLflow tracker, the models it loads, the sampler and the scorer.
 sampler or a scorer its own way. The sampler starts on the first policy that writes and is told of each
 new one after that (a vLLM engine loads the new weights in place; a second engine in one process costs
 far more), and it is closed when the command ends, however it ends.
+
+Under a launcher (`torchrun`, `srun`) every process builds its own runtime as one data-parallel rank
+(`distributed.py`): its own sampler and scorer on its own device, a store that appends to its own files,
+and a tracker that talks to MLflow on the main rank only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig
 from seal_lightning.configure import to_flat_dict, to_yaml
+from seal_lightning.distributed import Ranks, start_ranks, stop_ranks
 from seal_lightning.domains import Domain, build_domain
 from seal_lightning.domains.registry import registered
-from seal_lightning.errors import ConfigError
-from seal_lightning.models import load_model, load_tokenizer, resolve_model_path
+from seal_lightning.errors import ConfigError, SealError
+from seal_lightning.models import load_model, load_tokenizer, resolve_device, resolve_model_path
 from seal_lightning.sampling import Sampler, build_sampler
 from seal_lightning.scorer import SelfEditScorer
 from seal_lightning.store import RunStore
@@ -47,6 +52,7 @@ class Runtime:
     tokenizer: PreTrainedTokenizerBase
     store: RunStore
     tracker: Tracker
+    ranks: Ranks = field(default_factory=Ranks)
     sampler: Sampler | None = field(default=None, init=False)
 
     def model_path(self, round_index: int = 0) -> str:
@@ -93,15 +99,28 @@ def open_runtime(
         from seal_lightning.sampling.vllm import require_vllm
 
         require_vllm()
-    store = RunStore(config.run_dir)
-    with store.hold(command):
-        if resumable:
-            check_resumable(store, config)
-        runtime = Runtime(config, domain, tokenizer, store, Tracker(config.tracking, store))
-        try:
-            yield runtime
-        finally:
-            runtime.close_sampler()
+    ranks = start_ranks(resolve_device(config.model.device))
+    try:
+        store = RunStore(config.run_dir, ranks.rank)
+        with ExitStack() as held:
+            refused = None
+            if ranks.main:  # the main rank holds the run directory for all ranks
+                try:
+                    held.enter_context(store.hold(command))
+                    if resumable:
+                        check_resumable(store, config)
+                except SealError as exc:
+                    refused = str(exc)
+            refused = ranks.broadcast(refused)
+            if refused is not None:
+                raise SealError(refused)
+            runtime = Runtime(config, domain, tokenizer, store, Tracker(config.tracking, store), ranks)
+            try:
+                yield runtime
+            finally:
+                runtime.close_sampler()
+    finally:
+        stop_ranks(ranks)
 
 
 def check_resumable(store: RunStore, config: SealConfig) -> None:

@@ -3,6 +3,11 @@
 Every finished piece of work (a sampled E-step, one inner-loop score, a round's policy) is written
 as soon as it completes, by rename or by an fsynced JSONL line, so that a crash loses at most the
 piece in flight and running the same command again continues where it stopped.
+
+Under data-parallel ranks no two processes write one file: each rank appends to its own JSONL files
+(rank 1's `scores.rank1.jsonl` beside the main rank's `scores.jsonl`), readers merge all of them, so a run resumes under any number
+of ranks; files every rank holds the same content of (gathered results, the policy) are written by the
+main rank alone, as Lightning saves checkpoints on rank zero.
 """
 
 from __future__ import annotations
@@ -27,9 +32,23 @@ PARTIAL = ".partial-"
 
 
 class RunStore:
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, rank: int = 0) -> None:
         self.root = Path(run_dir)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.rank = rank
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the shared files (the other ranks hold the same content)."""
+        return self.rank == 0
+
+    def own(self, name: str) -> str:
+        """The JSONL file this rank appends to for `name`: `name` itself on the main rank (and in a one-rank
+        run), `stem.rankN.jsonl` beside it on rank N."""
+        if self.main:
+            return name
+        relative = Path(name)
+        return str(relative.with_name(f"{relative.stem}.rank{self.rank}{relative.suffix}"))
 
     def path(self, name: str) -> Path:
         """`name` inside the run directory; a name that would lead out of it (absolute, or through `..`)
@@ -74,8 +93,11 @@ class RunStore:
                 partial.unlink(missing_ok=True)
 
     def write_text(self, name: str, text: str) -> Path:
-        """Write to a temporary file beside the target, then rename: readers see all or nothing."""
+        """Write to a temporary file beside the target, then rename: readers see all or nothing. Only the
+        main rank writes; the path is returned on every rank."""
         target = self.path(name)
+        if not self.main:
+            return target
         with _disk_full_is_one_line(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{PARTIAL}{target.name}.")
@@ -103,8 +125,9 @@ class RunStore:
             raise SealError(f"{target} is corrupt ({exc}); delete it to redo that step") from None
 
     def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
-        """Append one line; a line a crash cut short is cut off first, or the new record would be glued to it."""
-        target = self.path(name)
+        """Append one line to this rank's file; a line a crash cut short is cut off first, or the new record
+        would be glued to it."""
+        target = self.path(self.own(name))
         with _disk_full_is_one_line(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("a+b") as handle:
@@ -114,24 +137,29 @@ class RunStore:
                 os.fsync(handle.fileno())
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
-        """All complete records; a line cut short by a crash is dropped, as its work was not finished."""
+        """All complete records of every rank's file (`name` first, then by rank); a line cut short by a
+        crash is dropped, as its work was not finished."""
         target = self.path(name)
-        if not target.is_file():
-            return []
+        ranked = sorted(target.parent.glob(f"{target.stem}.rank*{target.suffix}"), key=_rank_of)
         records = []
-        # Split at "\n" only: splitlines() also breaks at U+2028 and U+0085, which JSON strings hold raw.
-        for line in target.read_text(encoding="utf-8").split("\n"):
-            if not line:
+        for file in [target, *ranked]:
+            if not file.is_file():
                 continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+            # Split at "\n" only: splitlines() also breaks at U+2028 and U+0085, which JSON strings hold raw.
+            for line in file.read_text(encoding="utf-8").split("\n"):
+                if not line:
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
         return records
 
     def write_dir(self, name: str, writer: Callable[[Path], None]) -> Path:
-        """Let `writer` fill a staging folder, then rename it into place."""
+        """Let `writer` fill a staging folder, then rename it into place (on the main rank only)."""
         target = self.path(name)
+        if not self.main:
+            return target
         with _disk_full_is_one_line(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{PARTIAL}{target.name}."))
@@ -144,6 +172,12 @@ class RunStore:
                 if staging.exists():
                     shutil.rmtree(staging)
         return target
+
+
+def _rank_of(file: Path) -> int:
+    """The rank in a per-rank file's name (`scores.rank12.jsonl`: 12); -1 when it names none."""
+    marker = file.stem.rpartition(".rank")[2]
+    return int(marker) if marker.isdigit() else -1
 
 
 def _drop_partial_line(handle: BinaryIO, block: int = 4096) -> None:

@@ -60,6 +60,12 @@ class Tracker:
     def __init__(self, config: TrackingConfig, store: RunStore) -> None:
         self.store = store
         self.uri = config.tracking_uri or f"sqlite:///{store.root.resolve() / 'mlflow.db'}"
+        self.active: list[str] = []  # keys of the open runs, outermost first
+        # Under data-parallel ranks only the main rank talks to MLflow; the others' calls go nowhere.
+        self.silent = not store.main
+        self.waiting = False
+        if self.silent:
+            return
         logging.getLogger("alembic").setLevel(logging.WARNING)
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
@@ -75,7 +81,6 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(config.experiment, artifact_location=artifacts)
         else:
             self.experiment_id = experiment.experiment_id
-        self.active: list[str] = []  # keys of the open runs, outermost first
         self.run_ids: dict[str, str] = self.store.read_json("mlflow_runs.json") or {}
         self.waiting = bool(self.store.read_jsonl(OUTBOX))
         self.store.write_json(SETTINGS, {"tracking_uri": config.tracking_uri, "experiment": config.experiment})
@@ -152,6 +157,8 @@ class Tracker:
     def send(self, call: dict[str, Any]) -> None:
         """Do one logging call, or keep it (and every later one, to keep their order) for when MLflow answers.
         While calls wait, each run start tries to send them first."""
+        if self.silent:
+            return
         if self.waiting and not (call["op"] == "start" and self.flush()):
             self.store.append_jsonl(OUTBOX, call)
             return

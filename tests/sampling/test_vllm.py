@@ -109,12 +109,16 @@ def test_adapter_ids_are_stable_per_folder_and_renewed_when_rewritten(taught):
 def test_sampling_is_reproducible_per_seed(engine, tokenizer):
     sampler = VLLMSampler(SamplerConfig(max_new_tokens=24), engine)
     prompts = [chat_prompt(tokenizer, "Write one sentence about the sea."), chat_prompt(tokenizer, "Name a fruit.")]
-    first = sampler.sample(prompts, k=3, seed=1)
+    first = sampler.sample(prompts, k=3, seeds=[1, 5])
     assert [len(texts) for texts in first] == [3, 3]
     assert all(isinstance(c.text, str) and c.text for texts in first for c in texts)
     assert len({c.text for c in first[0]}) > 1  # k samples, not k copies
-    assert sampler.sample(prompts, k=3, seed=1) == first
-    assert sampler.sample(prompts, k=3, seed=2) != first
+    assert sampler.sample(prompts, k=3, seeds=[1, 5]) == first
+    assert sampler.sample(prompts, k=3, seeds=[2, 5]) != first
+    # Each request draws from its own seeded stream: what a prompt gets does not depend on its companions,
+    # so ranks may share the prompts any way (group_size 1).
+    assert sampler.group_size(3) == 1
+    assert sampler.sample(prompts[1:], k=3, seeds=[5]) == first[1:]
 
 
 @pytest.mark.slow

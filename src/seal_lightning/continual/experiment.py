@@ -27,6 +27,7 @@ from seal_lightning.domains import Item
 from seal_lightning.errors import DataError
 from seal_lightning.inner import tokenized
 from seal_lightning.runtime import Runtime
+from seal_lightning.sampling.sharded import sample_shared
 
 FOLDER = "continual"
 
@@ -72,7 +73,7 @@ class ContinualExperiment:
         if missing:
             sampler = self.runtime.sampler_on(self.runtime.load_model(), self.runtime.model_path())
             prompts = [self.domain.selfedit_prompt(p) for p in missing]
-            completions = sampler.sample(prompts, 1, seed=self.seed)
+            completions = sample_shared(sampler, prompts, 1, self.seed, self.runtime.ranks)
             self.runtime.close_sampler()  # the stream samples nothing more: free an engine's memory now
             saved |= {p.key: texts[0].text for p, texts in zip(missing, completions, strict=True)}
             self.store.write_json(name, saved)

@@ -6,7 +6,7 @@ LoRA request for vLLM), so the outer loop never calls a backend directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,8 +30,15 @@ AdapterAnswerer = Callable[[list[str], list[str | None]], list[str]]
 
 
 class Sampler(Protocol):
-    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
-        """k completions for each prompt (already chat-formatted), in prompt order."""
+    def sample(self, prompts: list[str], k: int, seeds: Sequence[int]) -> list[list[Completion]]:
+        """k completions for each prompt (already chat-formatted), in prompt order, prompt i drawn with
+        `seeds[i]`. Prompts of one `group_size(k)` group that share a seed are drawn together, from one
+        random stream; a prompt's completions depend on nothing else (see `sampling/sharded.py`)."""
+        ...
+
+    def group_size(self, k: int) -> int:
+        """How many prompts the backend draws together, in one batch and one random stream (1: each prompt
+        from its own stream, so batches do not change what it draws)."""
         ...
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
 
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
@@ -135,20 +136,30 @@ class TransformersSampler:
         self.model = model
         self.tokenizer = tokenizer
 
-    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
-        torch.manual_seed(seed)
-        # Each prompt is repeated k times in a batch, so fit batch_size sequences per call.
-        prompts_per_call = max(1, self.config.batch_size // k)
-        return generate_texts(
-            self.model,
-            self.tokenizer,
-            prompts,
-            max_new_tokens=self.config.max_new_tokens,
-            batch_size=prompts_per_call,
-            num_return_sequences=k,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-        )
+    def sample(self, prompts: list[str], k: int, seeds: Sequence[int]) -> list[list[Completion]]:
+        """Each run of prompts with one seed is drawn from the stream that seed starts, `group_size(k)`
+        prompts per `generate` call."""
+        results: list[list[Completion]] = []
+        start = 0
+        for seed, run in groupby(seeds):
+            count = len(list(run))
+            torch.manual_seed(seed)
+            results += generate_texts(
+                self.model,
+                self.tokenizer,
+                prompts[start : start + count],
+                max_new_tokens=self.config.max_new_tokens,
+                batch_size=self.group_size(k),
+                num_return_sequences=k,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p,
+            )
+            start += count
+        return results
+
+    def group_size(self, k: int) -> int:
+        """Each prompt is repeated k times in a batch, so batch_size sequences fit in one call."""
+        return max(1, self.config.batch_size // k)
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
         self.model = model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -147,7 +148,7 @@ class VLLMEngine:
     def generate(
         self,
         prompts: list[str],
-        params: SamplingParams,
+        params: SamplingParams | list[SamplingParams],
         adapters: list[str | None] | None = None,
     ) -> list[list[Completion]]:
         """Each prompt's completions, in prompt order; `adapters[i]` routes prompt i to a LoRA. A completion
@@ -223,17 +224,25 @@ class VLLMSampler:
         self.config = config
         self.engine = engine
 
-    def sample(self, prompts: list[str], k: int, seed: int) -> list[list[Completion]]:
+    def sample(self, prompts: list[str], k: int, seeds: Sequence[int]) -> list[list[Completion]]:
+        """One request per prompt, each with its own seed (vLLM draws each seeded request from its own
+        generator), all in one engine call."""
         from vllm import SamplingParams
 
-        params = SamplingParams(
-            n=k,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-            max_tokens=self.config.max_new_tokens,
-            seed=seed,
-        )
+        params = [
+            SamplingParams(
+                n=k,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p,
+                max_tokens=self.config.max_new_tokens,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
         return self.engine.generate(prompts, params)
+
+    def group_size(self, k: int) -> int:
+        return 1
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
         self.engine.load_policy(path)

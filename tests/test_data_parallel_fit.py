@@ -1,0 +1,141 @@
+"""`fit` under `torchrun`: 2 real processes on gloo give what 1 process gives, and a run killed under 2 ranks
+resumes under 1. Every process runs 1 thread, so the two runs do the same arithmetic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from safetensors.torch import load_file
+
+from seal_lightning.store import RunStore
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "data.limit=4",
+    "data.heldout_limit=2",
+    "sampler.k=2",
+    "sampler.max_new_tokens=24",
+    "inner.epochs=2",
+    "inner.seeds=1",
+    "outer.rounds=2",
+    "outer.epochs=1",
+]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def fit_command(run_dir: Path, processes: int) -> list[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    return [
+        *(launcher if processes > 1 else [sys.executable]),
+        "-m",
+        "seal_lightning",
+        "fit",
+        f"run_dir={run_dir}",
+        *TINY,
+    ]
+
+
+def fit(run_dir: Path, processes: int) -> subprocess.CompletedProcess:
+    done = subprocess.run(fit_command(run_dir, processes), env=ONE_THREAD, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("one") / "run"
+    fit(run_dir, 1)
+    return run_dir
+
+
+def scores(run_dir: Path, round_index: int) -> dict[tuple, float]:
+    records = RunStore(run_dir).read_jsonl(f"round_{round_index}/scores.jsonl")
+    return {(r["item"], r["sample"], r["seed"]): r["reward"] for r in records}
+
+
+def assert_same_results(first: Path, second: Path) -> None:
+    for round_index in (1, 2):
+        folder_a, folder_b = first / f"round_{round_index}", second / f"round_{round_index}"
+        for name in ("selfedits.json", "kept.json"):
+            assert json.loads((folder_a / name).read_text()) == json.loads((folder_b / name).read_text()), name
+        rewards_a, rewards_b = scores(first, round_index), scores(second, round_index)
+        assert rewards_a.keys() == rewards_b.keys()
+        assert all(abs(rewards_a[key] - rewards_b[key]) <= 1e-5 for key in rewards_a)
+        weights_a = load_file(folder_a / "policy" / "model.safetensors")
+        weights_b = load_file(folder_b / "policy" / "model.safetensors")
+        assert all((weights_a[k] - weights_b[k]).abs().max() <= 1e-5 for k in weights_a)
+    held_a = (first / "heldout" / "table.txt").read_text()
+    assert held_a == (second / "heldout" / "table.txt").read_text()
+
+
+def test_two_processes_fit_what_one_process_fits(one_process, tmp_path):
+    run_dir = tmp_path / "run"
+    done = fit(run_dir, 2)
+    assert_same_results(one_process, run_dir)
+    # The ranks shared the work: each appended its own inner loops, and both files hold some.
+    assert (run_dir / "round_1" / "scores.jsonl").is_file() and (run_dir / "round_1" / "scores.rank1.jsonl").is_file()
+    # The main rank printed for both; only it talked to MLflow (one fit run, two rounds, three held-out runs).
+    assert done.stdout.count("round 2/2:") == 1
+    client = MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "seal-lightning"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted(
+        r.info.run_name
+        for r in MlflowClient(f"sqlite:///{one_process / 'mlflow.db'}").search_runs([experiment.experiment_id])
+    )
+    rounds = {r.info.run_name: r for r in runs}
+    assert rounds["round_1"].data.metrics["rank0_loops"] + rounds["round_1"].data.metrics["rank1_loops"] == 4
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Linux /proc), found before any is killed."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def test_a_run_killed_under_two_ranks_resumes_under_one(one_process, tmp_path):
+    run_dir = tmp_path / "run"
+    launcher = subprocess.Popen(
+        fit_command(run_dir, 2),
+        env=ONE_THREAD,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    first_scores = run_dir / "round_1" / "scores.jsonl"
+    deadline = time.monotonic() + 600
+    while not (first_scores.is_file() and first_scores.read_text()) and launcher.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    for pid in [launcher.pid, *descendants(launcher.pid)]:  # torchrun starts its workers in sessions of their own
+        os.kill(pid, signal.SIGKILL)
+    launcher.wait()
+    assert not (run_dir / "round_1" / "summary.json").exists()  # killed inside round 1
+    finished_before = scores(run_dir, 1)
+    assert finished_before
+    fit(run_dir, 1)
+    assert_same_results(one_process, run_dir)
+    # The resumed process redid none of the loops the ranks had finished, and wrote no duplicates.
+    records = RunStore(run_dir).read_jsonl("round_1/scores.jsonl")
+    assert len(records) == len({(r["item"], r["sample"], r["seed"]) for r in records}) == 4
+    assert all(scores(run_dir, 1)[key] == reward for key, reward in finished_before.items())
