@@ -81,6 +81,7 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["heldout.metrics=[bleu]"], "heldout.metrics contains 'bleu'"),
         (["heldout.metrics=[]"], "heldout.metrics is empty"),
         (["heldout.selfedits=0"], "heldout.selfedits must be positive"),
+        (["sampler.vllm.tensor_parallel_size=0"], "sampler.vllm.tensor_parallel_size must be positive"),
         (
             ["domain=arc", "evaluate.cpt_passages=4"],
             "evaluate.cpt_passages (continued pretraining) needs a domain whose self-edits are documents",

@@ -139,3 +139,13 @@ def test_a_run_killed_under_two_ranks_resumes_under_one(one_process, tmp_path):
     records = RunStore(run_dir).read_jsonl("round_1/scores.jsonl")
     assert len(records) == len({(r["item"], r["sample"], r["seed"]) for r in records}) == 4
     assert all(scores(run_dir, 1)[key] == reward for key, reward in finished_before.items())
+
+
+def test_continual_under_ranks_stops_in_one_line(tmp_path):
+    """Sharing the stream's (strategy, order) pairs among ranks is not built: refused before any work."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*launcher, "-m", "seal_lightning", "continual", f"run_dir={tmp_path / 'run'}", "continual.passages=2"]
+    done = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "seal-lightning: error: continual runs in one process" in done.stderr
+    assert not (tmp_path / "run" / "continual").exists()

@@ -57,6 +57,9 @@ class VLLMConfig:
     max_lora_rank: int = 32
     max_loras: int = 16
     enforce_eager: bool = True
+    # GPUs one engine spans (vLLM's tensor parallelism), for a policy one GPU cannot hold. Under data-parallel
+    # ranks every rank starts its own engine, so ranks x tensor_parallel_size GPUs are used per node.
+    tensor_parallel_size: int = 1
     # Answer the batched inner loop's reward questions through LoRA requests. None: on a GPU only; on the
     # CPU backend LoRA requests are slow and routed in-process generation wins (benchmarks/inner_loop.py).
     serve_answers: bool | None = None

@@ -37,7 +37,8 @@ POSITIVE: tuple[str, ...] = (
     "continual.passages", "continual.sequences",
     "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",
     "continual.gated.probe_documents", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
-    "sampler.vllm.max_model_len", "sampler.vllm.max_lora_rank", "sampler.vllm.max_loras", "inner.lora.alpha",
+    "sampler.vllm.max_model_len", "sampler.vllm.max_lora_rank", "sampler.vllm.max_loras",
+    "sampler.vllm.tensor_parallel_size", "inner.lora.alpha",
     "outer.lora.alpha",
 )  # fmt: skip
 NON_NEGATIVE: tuple[str, ...] = (

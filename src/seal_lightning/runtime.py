@@ -103,17 +103,17 @@ def open_runtime(
     try:
         store = RunStore(config.run_dir, ranks.rank)
         with ExitStack() as held:
-            refused = None
+            refused: SealError | None = None
             if ranks.main:  # the main rank holds the run directory for all ranks
                 try:
                     held.enter_context(store.hold(command))
                     if resumable:
                         check_resumable(store, config)
                 except SealError as exc:
-                    refused = str(exc)
-            refused = ranks.broadcast(refused)
+                    refused = exc
+            refused = ranks.broadcast(refused)  # every rank stops with the main rank's one-line error
             if refused is not None:
-                raise SealError(refused)
+                raise refused
             runtime = Runtime(config, domain, tokenizer, store, Tracker(config.tracking, store), ranks)
             try:
                 yield runtime

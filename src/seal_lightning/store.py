@@ -5,9 +5,9 @@ as soon as it completes, by rename or by an fsynced JSONL line, so that a crash 
 piece in flight and running the same command again continues where it stopped.
 
 Under data-parallel ranks no two processes write one file: each rank appends to its own JSONL files
-(rank 1's `scores.rank1.jsonl` beside the main rank's `scores.jsonl`), readers merge all of them, so a run resumes under any number
-of ranks; files every rank holds the same content of (gathered results, the policy) are written by the
-main rank alone, as Lightning saves checkpoints on rank zero.
+(rank 1's `scores.rank1.jsonl` beside the main rank's `scores.jsonl`) and readers merge them all, so a
+run resumes under any number of ranks. Files every rank holds the same content of (gathered results, the
+policy) are written by the main rank alone, as Lightning saves checkpoints on rank zero.
 """
 
 from __future__ import annotations

@@ -135,6 +135,8 @@ class VLLMEngine:
                     max_lora_rank=self.config.max_lora_rank,
                     max_loras=self.config.max_loras,
                     enforce_eager=self.config.enforce_eager,
+                    tensor_parallel_size=self.config.tensor_parallel_size,
+                    **_rank_engine(on_cpu),
                 )
             except Exception as exc:  # vLLM refuses settings with pydantic, ValueError, RuntimeError, ...
                 raise SealError(f"vLLM did not start on {self.model_path}: {start_failure(exc)}") from None
@@ -257,6 +259,17 @@ class VLLMSampler:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _rank_engine(on_cpu: bool) -> dict[str, str]:
+    """Under data-parallel ranks on GPUs, vLLM's torchrun mode: the engine runs inside the rank's process, on
+    the rank's own GPU (LOCAL_RANK), as TRL colocates one engine per rank. Written from vLLM's and TRL's
+    documentation; experiments/gpu_smoke.sh runs it (not run on this project's CPU-only machine)."""
+    import torch.distributed as dist
+
+    if on_cpu or not dist.is_initialized() or dist.get_world_size() == 1:
+        return {}
+    return {"distributed_executor_backend": "external_launcher"}
 
 
 def generate_answers(
