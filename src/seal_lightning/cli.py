@@ -221,11 +221,6 @@ def continual(config: SealConfig) -> int:
     domain, tokenizer = open_domain(config)
     passages = list(domain.load())
     with open_runtime(config, domain, tokenizer, "continual") as runtime:
-        if runtime.ranks.world_size > 1:
-            raise ConfigError(
-                "continual runs in one process: sharing its (strategy, order) pairs among ranks is not built yet; "
-                "run it without torchrun or srun"
-            )
         store, tracker = runtime.store, runtime.tracker
         experiment = ContinualExperiment(runtime, config.continual, passages)
         print(

@@ -161,8 +161,7 @@ class LoRAFineTuneModule(L.LightningModule):
         # Under DDP each rank holds some of the batch's rows: the mean is over the labelled tokens of all
         # ranks, and each rank's gradient is scaled by the world size, as DDP averages the ranks' gradients.
         world = self.ranks.world_size
-        labelled = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
-        labelled = int(self.all_gather(labelled).sum()) if world > 1 else int(labelled)
+        labelled = int(self.sum_over_ranks((batch["labels"][:, 1:] != IGNORE_INDEX).sum()))
         loss = torch.zeros((), device=batch["labels"].device)
         for part in micro_batches(batch, self.memory.micro_batch_size):
             log_probs, _, _ = token_scores(
@@ -174,7 +173,11 @@ class LoRAFineTuneModule(L.LightningModule):
             part_loss = -log_probs.sum() / labelled
             self.manual_backward(part_loss * world)
             loss += part_loss.detach()
-        return self.all_gather(loss).sum() if world > 1 else loss
+        return self.sum_over_ranks(loss)
+
+    def sum_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` summed over the data-parallel ranks this module trains on (itself, in one process)."""
+        return self.all_gather(value).sum(0) if self.ranks.world_size > 1 else value
 
     def penalty(self) -> torch.Tensor | None:
         """A term added to each step's loss (the M-step's regularisers); none here."""

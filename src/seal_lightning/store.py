@@ -92,11 +92,12 @@ class RunStore:
             else:
                 partial.unlink(missing_ok=True)
 
-    def write_text(self, name: str, text: str) -> Path:
-        """Write to a temporary file beside the target, then rename: readers see all or nothing. Only the
-        main rank writes; the path is returned on every rank."""
+    def write_text(self, name: str, text: str, own: bool = False) -> Path:
+        """Write to a temporary file beside the target, then rename: readers see all or nothing. What every
+        rank holds is written by the main rank only (the path is returned on every rank); `own`: this rank
+        alone computed it (its share of the work), so it writes it whatever its rank."""
         target = self.path(name)
-        if not self.main:
+        if not (self.main or own):
             return target
         with _disk_full_is_one_line(target):
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -112,8 +113,8 @@ class RunStore:
                 raise
         return target
 
-    def write_json(self, name: str, obj: Any) -> Path:
-        return self.write_text(name, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    def write_json(self, name: str, obj: Any, own: bool = False) -> Path:
+        return self.write_text(name, json.dumps(obj, indent=2, ensure_ascii=False) + "\n", own)
 
     def read_json(self, name: str) -> Any:
         target = self.path(name)

@@ -87,24 +87,34 @@ class ContinualExperiment:
         results = []
         with self.tracker.run(FOLDER, "continual", shared):
             self.tracker.set_tags({"seal.kind": "continual"})
+            self.run_sequences(documents)
             for strategy in self.config.strategies:
                 params = {k: v for k, v in flat.items() if k.startswith(f"continual.{strategy}.")}
                 with self.tracker.run(f"{FOLDER}/{strategy}", strategy, {**shared, **params, "strategy": strategy}):
                     self.tracker.set_tags({"seal.kind": "continual_strategy", "seal.strategy": strategy})
-                    result = self.run_strategy(strategy, documents)
+                    result = self.strategy_result(strategy)
                     self.track(result)
                 results.append(result)
         return results
 
-    def run_strategy(self, strategy: str, documents: dict[str, list]) -> StrategyResult:
-        records = []
-        for index, order in enumerate(self.orders()):
-            name = f"{FOLDER}/{strategy}/sequence_{index}.json"
-            record = self.store.read_json(name)
-            if record is None:
-                record = self.run_sequence(strategy, [self.passages[i] for i in order], documents, index)
-                self.store.write_json(name, record)
-            records.append(record)
+    def run_sequences(self, documents: dict[str, list]) -> None:
+        """Every (strategy, order) sequence not yet in the run directory, each written as it finishes. Under
+        several ranks each runs its share of them (they are independent) and writes what it ran."""
+        ranks, orders = self.runtime.ranks, self.orders()
+        pending = [
+            (strategy, index)
+            for strategy in self.config.strategies
+            for index in range(len(orders))
+            if self.store.read_json(sequence_name(strategy, index)) is None
+        ]
+        ranks.barrier()  # every rank has read what was done before any rank writes more
+        for strategy, index in [pending[i] for i in ranks.share([1.0] * len(pending))]:
+            record = self.run_sequence(strategy, [self.passages[i] for i in orders[index]], documents, index)
+            self.store.write_json(sequence_name(strategy, index), record, own=True)
+        ranks.barrier()  # every sequence is on disk for every rank
+
+    def strategy_result(self, strategy: str) -> StrategyResult:
+        records = [self.store.read_json(sequence_name(strategy, i)) for i in range(self.config.sequences)]
         matrices = [np.array(record["matrix"]) for record in records]
         seconds = [s for record in records for s in record["step_seconds"]]
         return StrategyResult(strategy, matrices, float(np.mean(seconds)))
@@ -156,6 +166,11 @@ class ContinualExperiment:
         title = f"{result.strategy}: {self.config.metric}, mean of {len(result.matrices)} orders"
         figure = plots.save_strategy_figure(self.store.path(f"{folder}/heatmap.png"), mean, title)
         self.tracker.log_artifact(Path(figure))
+
+
+def sequence_name(strategy: str, index: int) -> str:
+    """Where the record of one strategy's run over order `index` is kept."""
+    return f"{FOLDER}/{strategy}/sequence_{index}.json"
 
 
 # Summary metrics in the comparison table, and their column labels.

@@ -1,5 +1,5 @@
-"""`fit` under `torchrun`: 2 real processes on gloo give what 1 process gives, and a run killed under 2 ranks
-resumes under 1. Every process runs 1 thread, so the two runs do the same arithmetic."""
+"""`fit` and `continual` under `torchrun`: 2 real processes on gloo give what 1 process gives, and a fit
+killed under 2 ranks resumes under 1. Every process runs 1 thread, so the runs do the same arithmetic."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ TINY = [
     "inner.seeds=1",
     "outer.rounds=2",
     "outer.epochs=1",
+    "outer.anchor=10",  # its KL batch is shared among the ranks too
 ]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -141,11 +142,37 @@ def test_a_run_killed_under_two_ranks_resumes_under_one(one_process, tmp_path):
     assert all(scores(run_dir, 1)[key] == reward for key, reward in finished_before.items())
 
 
-def test_continual_under_ranks_stops_in_one_line(tmp_path):
-    """Sharing the stream's (strategy, order) pairs among ranks is not built: refused before any work."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command = [*launcher, "-m", "seal_lightning", "continual", f"run_dir={tmp_path / 'run'}", "continual.passages=2"]
-    done = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0
-    assert "seal-lightning: error: continual runs in one process" in done.stderr
-    assert not (tmp_path / "run" / "continual").exists()
+CONTINUAL = [
+    "--config",
+    "conf/continual.yaml",
+    "continual.passages=2",
+    "continual.sequences=2",
+    "continual.strategy=naive,ewc",
+    "inner.epochs=2",
+    "sampler.max_new_tokens=32",
+]
+
+
+def continual(run_dir: Path, processes: int) -> None:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    command = [*(launcher if processes > 1 else [sys.executable]), "-m", "seal_lightning", "continual"]
+    done = subprocess.run(
+        [*command, *CONTINUAL, f"run_dir={run_dir}"], env=ONE_THREAD, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_processes_run_the_continual_stream_as_one_does(tmp_path):
+    """The ranks share the (strategy, order) sequences; each writes the ones it ran; the matrices are the same."""
+    continual(tmp_path / "one", 1)
+    continual(tmp_path / "two", 2)
+    for strategy in ("naive", "ewc"):
+        for index in (0, 1):
+            name = f"continual/{strategy}/sequence_{index}.json"
+            one, two = (json.loads((tmp_path / run / name).read_text()) for run in ("one", "two"))
+            assert one["order"] == two["order"]
+            assert one["matrix"] == pytest.approx(two["matrix"], abs=1e-5)
+        matrices = (
+            json.loads((tmp_path / run / f"continual/{strategy}/matrix.json").read_text()) for run in ("one", "two")
+        )
+        assert next(matrices)["per_sequence"] == pytest.approx(next(matrices)["per_sequence"], abs=1e-5)
