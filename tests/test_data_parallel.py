@@ -28,7 +28,7 @@ TINY = [
     "inner.seeds=1",
     "outer.rounds=2",
     "outer.epochs=1",
-    "outer.anchor=10",  # its KL batch is shared among the ranks too
+    "outer.anchor=10",  # every rank computes its KL on the same batch
 ]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
