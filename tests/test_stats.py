@@ -1,8 +1,9 @@
 import math
 
+import numpy as np
 import pytest
 
-from seal_lightning.stats import mean_stderr, paired_bootstrap
+from seal_lightning.stats import mean_stderr, nested_bootstrap, paired_bootstrap
 
 
 def test_mean_and_standard_error():
@@ -34,3 +35,19 @@ def test_paired_bootstrap_needs_pairs():
         paired_bootstrap([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="no paired items"):
         paired_bootstrap([], [])
+
+
+def test_nested_bootstrap_resamples_both_the_groups_and_their_items():
+    """Orders that agree but passages that differ, and the reverse: either spread gives a wide interval."""
+    same_orders = nested_bootstrap(np.array([[0.0, 2.0], [0.0, 2.0], [0.0, 2.0]]))
+    same_passages = nested_bootstrap(np.array([[0.0, 0.0], [2.0, 2.0], [2.0, 2.0]]))
+    for result in (same_orders, same_passages):
+        assert result.low < result.mean < result.high and result.high - result.low > 0.5
+    constant = nested_bootstrap(np.full((4, 3), 0.25))
+    assert (constant.mean, constant.low, constant.high) == (0.25, 0.25, 0.25)
+    assert nested_bootstrap(np.array([[0.1, 0.3], [0.2, 0.2]])).excludes_zero
+
+
+def test_nested_bootstrap_needs_a_table():
+    with pytest.raises(ValueError, match="non-empty"):
+        nested_bootstrap(np.array([1.0, 2.0]))

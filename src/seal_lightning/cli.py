@@ -244,7 +244,7 @@ def compare(config: SealConfig, experiment: str, reference: str | None) -> int:
     store = RunStore(config.run_dir)
     config.tracking.experiment = experiment
     tracker = Tracker(config.tracking, store)
-    table, figure = compare_strategies(tracker, store, experiment, reference)
+    table, figure = compare_strategies(tracker, store, experiment, reference, config.heldout.resamples)
     print(table)
     print(f"figure: {figure}")
     return 0

@@ -2,7 +2,8 @@
 
 Every claim that one model, round or row beats another is a paired comparison over the same items
 (passages, tasks): the per-item differences are resampled with replacement and the interval is read
-off the percentiles of their means.
+off the percentiles of their means. Where items sit in groups (the continual stream's passages in
+orders), both levels are resampled (`nested_bootstrap`).
 """
 
 from __future__ import annotations
@@ -58,3 +59,20 @@ def paired_bootstrap(
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return PairedDifference(float(differences.mean()), float(low), float(high), len(differences), resamples)
+
+
+def nested_bootstrap(values: np.ndarray, resamples: int = 10000, seed: int = 0) -> PairedDifference:
+    """The mean of a (groups, items) array and its 95% interval from a two-level bootstrap: each resample
+    draws the groups (orders) with replacement, then the items (stream positions) within each drawn group,
+    so both the orders and the passages vary. For a paired comparison pass the per-cell differences."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"nested_bootstrap takes a non-empty (groups, items) array, got shape {values.shape}")
+    groups, items = values.shape
+    rng = np.random.default_rng(seed)
+    picked_groups = rng.integers(0, groups, size=(resamples, groups, 1))
+    picked_items = rng.integers(0, items, size=(resamples, groups, items))
+    means = values[picked_groups, picked_items].mean(axis=(1, 2))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return PairedDifference(float(values.mean()), float(low), float(high), values.size, resamples)

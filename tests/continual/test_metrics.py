@@ -9,6 +9,8 @@ from seal_lightning.continual.metrics import (
     average_accuracy,
     backward_transfer,
     forgetting,
+    per_passage,
+    per_passage_over_sequences,
     plasticity,
     retention,
     summarize,
@@ -141,3 +143,11 @@ def test_the_papers_matrix():
     summary = summarize(acc)
     assert summary["plasticity_first"] == pytest.approx(0.3825)
     assert summary["forgetting_first"] == pytest.approx(acc[1:8, 0].max() - acc[8, 0])
+
+
+def test_per_passage_values_average_to_the_summary():
+    cells = per_passage(FORGETFUL)
+    assert {key: float(values.mean()) for key, values in cells.items()} == summarize(FORGETFUL)
+    np.testing.assert_allclose(cells["forgetting"], [0.8 - 0.4, 0.7 - 0.5])
+    stacked = per_passage_over_sequences([FORGETFUL, MONOTONE])
+    assert stacked["plasticity"].shape == (2, 3) and stacked["forgetting_first"].shape == (2, 1)

@@ -161,6 +161,10 @@ class ContinualExperiment:
             "strategy": result.strategy,
             "base_model": self.runtime.config.model.name,
             "per_sequence": [m.tolist() for m in result.matrices],
+            # The passages of each order, so that `compare` pairs strategies only on the same orders.
+            "orders": [
+                self.store.read_json(sequence_name(result.strategy, i))["order"] for i in range(len(result.matrices))
+            ],
         }
         self.tracker.log_artifact(self.store.write_json(f"{folder}/matrix.json", matrix))
         title = f"{result.strategy}: {self.config.metric}, mean of {len(result.matrices)} orders"

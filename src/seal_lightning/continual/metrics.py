@@ -58,20 +58,28 @@ def retention(acc: np.ndarray, column: int = 0) -> np.ndarray:
     return acc[column + 1 :, column]
 
 
-def summarize(acc: np.ndarray) -> dict[str, float]:
-    """The scalar metrics of one sequence; `initial_accuracy` is what the untouched model already knew."""
+def per_passage(acc: np.ndarray) -> dict[str, np.ndarray]:
+    """Each summary metric's values per stream position, before they are averaged: what an interval over
+    passages resamples. `summarize` is their means."""
     acc = check_matrix(acc)
+    n = acc.shape[1]
+    columns = np.arange(n - 1)
     forgot = forgetting(acc)
     learned = plasticity(acc)
     return {
-        "average_accuracy": average_accuracy(acc),
-        "forgetting": float(forgot.mean()),
-        "forgetting_first": float(forgot[0]),
-        "bwt": backward_transfer(acc),
-        "plasticity": float(learned.mean()),
-        "plasticity_first": float(learned[0]),
-        "initial_accuracy": float(acc[0].mean()),
+        "average_accuracy": acc[-1],
+        "forgetting": forgot,
+        "forgetting_first": forgot[:1],
+        "bwt": acc[n, columns] - acc[columns + 1, columns],
+        "plasticity": learned,
+        "plasticity_first": learned[:1],
+        "initial_accuracy": acc[0],
     }
+
+
+def summarize(acc: np.ndarray) -> dict[str, float]:
+    """The scalar metrics of one sequence; `initial_accuracy` is what the untouched model already knew."""
+    return {key: float(values.mean()) for key, values in per_passage(acc).items()}
 
 
 def _stacked(matrices: list[np.ndarray]) -> np.ndarray:
@@ -101,3 +109,9 @@ def summary_over_sequences(matrices: list[np.ndarray]) -> dict[str, tuple[float,
     summaries = [summarize(acc) for acc in _stacked(matrices)]
     values = {key: [summary[key] for summary in summaries] for key in summaries[0]}
     return {key: (float(np.mean(column)), float(np.std(column))) for key, column in values.items()}
+
+
+def per_passage_over_sequences(matrices: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Each metric as an (orders, positions) array: the cells a nested bootstrap resamples."""
+    cells = [per_passage(acc) for acc in _stacked(matrices)]
+    return {key: np.stack([cell[key] for cell in cells]) for key in cells[0]}
