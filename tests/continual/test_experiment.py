@@ -75,3 +75,20 @@ def test_runs_on_a_squad_format_file(tmp_path, build_experiment, small_config):
     (result,) = experiment.run()
     assert result.matrices[0].shape == (3, 2)
     assert experiment.store.read_json("continual/naive/sequence_0.json")["titles"][0].startswith("Place ")
+
+
+def test_resample_has_the_current_model_write_each_steps_self_edit(tmp_path, build_experiment, small_config, policy):
+    """The paper's protocol: step 0's self-edit is what the starting model writes with that step's seed; a
+    later step's is not, because the edits before it changed the model that writes it."""
+    config = small_config(tmp_path / "run", "continual.strategy=naive", "continual.resample=true")
+    experiment = build_experiment(config)
+    experiment.run()
+    record = experiment.store.read_json("continual/naive/sequence_0.json")
+    fixed = experiment.store.read_json("continual/selfedits.json")
+    stream = {p.key: p for p in experiment.passages}
+    seed = experiment.seed  # order 0's seed; step i samples with seed + i
+    starting = [experiment.resampled(policy, stream[key], seed + i) for i, key in enumerate(record["order"][:2])]
+    assert len(record["selfedits"]) == 3
+    assert record["selfedits"][0] == starting[0]
+    assert record["selfedits"][1] != starting[1]
+    assert record["selfedits"] != [fixed[key] for key in record["order"]]

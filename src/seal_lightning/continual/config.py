@@ -57,6 +57,10 @@ class ContinualConfig:
     # Passages in the stream (the first ones of `data`), and random orders of them to average over.
     passages: int = 8
     sequences: int = 3
+    # false: each passage's self-edit is sampled once from the starting policy, so every strategy learns the
+    # same documents. true (the paper's protocol): each step's self-edit is sampled from the model as the
+    # earlier edits left it, with transformers on the model in memory; strategies then see other documents.
+    resample: bool = False
     # One or more of naive, replay, ewc, lwf, gated (comma-separated), compared on the same self-edits.
     strategy: str = "naive"
     # Where each strategy's hyper-parameters live (NAME.yaml, merged over the defaults below).

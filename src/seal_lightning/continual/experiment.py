@@ -27,6 +27,7 @@ from seal_lightning.domains import Item
 from seal_lightning.errors import DataError
 from seal_lightning.inner import tokenized
 from seal_lightning.runtime import Runtime
+from seal_lightning.sampling.hf import TransformersSampler
 from seal_lightning.sampling.sharded import sample_shared
 
 FOLDER = "continual"
@@ -124,10 +125,17 @@ class ContinualExperiment:
         seed = self.seed + 1000 * index
         plugins = build_plugins(strategy, self.runtime.config, self.tokenizer, seed)
         editor = SequentialEditor(self.runtime.load_model(), self.tokenizer, self.runtime.config.inner, plugins, seed)
-        experiences = passage_stream([documents[p.key] for p in stream], self.tokenizer.pad_token_id)
+        stream_documents = [documents[p.key] for p in stream]
+        selfedits = []
         matrix = [self.accuracy_row(editor.model, stream)]
         steps = []
-        for experience in tqdm(experiences, desc=f"{strategy} order {index}", leave=False):
+        for position in tqdm(range(len(stream)), desc=f"{strategy} order {index}", leave=False):
+            if self.config.resample:  # the paper's protocol: the current model writes this step's self-edit
+                text = self.resampled(editor.model, stream[position], seed + position)
+                selfedits.append(text)
+                stream_documents[position] = tokenized(self.domain.update(stream[position], text), self.tokenizer)
+            # The stream so far as Avalanche experiences (the same ones, step by step, as the whole stream's).
+            experience = passage_stream(stream_documents[: position + 1], self.tokenizer.pad_token_id)[position]
             start = time.perf_counter()
             report = editor.learn(experience)
             steps.append({"seconds": time.perf_counter() - start, **vars(report)})
@@ -138,7 +146,14 @@ class ContinualExperiment:
             "matrix": matrix,
             "step_seconds": [step["seconds"] for step in steps],
             "steps": steps,
+            **({"selfedits": selfedits} if self.config.resample else {}),
         }
+
+    def resampled(self, model: PreTrainedModel, passage: Item, seed: int) -> str:
+        """A self-edit for `passage` written by `model` as it is now (never saved, so sampled in memory)."""
+        sampler = TransformersSampler(self.runtime.config.sampler, model, self.tokenizer)
+        (completions,) = sampler.sample([self.domain.selfedit_prompt(passage)], 1, [seed])
+        return completions[0].text
 
     def accuracy_row(self, model: PreTrainedModel, stream: list[Item]) -> list[float]:
         metric = self.config.metric
