@@ -87,3 +87,24 @@ def test_micro_batches_cover_every_row_and_cut_their_own_padding(tokenizer):
         torch.cat([p["labels"][:, : parts[1]["labels"].shape[1]] for p in parts]),
         batch["labels"][:, : parts[1]["labels"].shape[1]],
     )
+
+
+def test_rank_batches_split_the_one_process_batches_and_follow_the_epoch():
+    """Ranks take rows r, r + world, ... of each one-process batch; Lightning sets the epoch on
+    `batch_sampler.sampler`, and the order must change with it."""
+    from seal_lightning.distributed import Ranks
+    from seal_lightning.finetune import RankBatches, epoch_batches
+
+    one = RankBatches(7, 3, seed=5, ranks=Ranks(), placeholder=7)
+    two = [RankBatches(7, 3, seed=5, ranks=Ranks(rank, 2), placeholder=7) for rank in range(2)]
+    expected = epoch_batches(list(range(7)), 3, epochs=2, seed=5)
+    seen = []
+    for epoch in range(2):
+        for batches in (one, *two):
+            batches.sampler.set_epoch(epoch)
+        seen += list(one)
+        for whole, *parts in zip(one, *two, strict=True):
+            assert sorted(i for part in parts for i in part if i != 7) == sorted(whole)  # 7: the placeholder
+    assert seen == expected and expected[:3] != expected[3:]
+    lonely = RankBatches(1, 3, seed=5, ranks=Ranks(1, 2), placeholder=1)
+    assert list(lonely) == [[1]]  # no row of its own: the masked placeholder

@@ -89,20 +89,18 @@ class RankBatches(Sampler[list[int]]):
     or the gradient, but the rank meets the others in the gradient all-reduce."""
 
     def __init__(self, size: int, batch_size: int, seed: int, ranks: Ranks, placeholder: int) -> None:
-        self.order = EpochShuffle(size, seed)
+        # Named `sampler`, as in torch's BatchSampler: Lightning sets the epoch of `batch_sampler.sampler`.
+        self.sampler = EpochShuffle(size, seed)
         self.batch_size, self.ranks, self.placeholder = batch_size, ranks, placeholder
 
-    def set_epoch(self, epoch: int) -> None:
-        self.order.set_epoch(epoch)
-
     def __iter__(self) -> Iterator[list[int]]:
-        order = list(self.order)
+        order = list(self.sampler)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size][self.ranks.rank :: self.ranks.world_size]
             yield rows or [self.placeholder]
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return -(-len(self.sampler) // self.batch_size)
 
 
 def epoch_batches(examples: Sequence[T], batch_size: int, epochs: int, seed: int) -> list[list[T]]:
