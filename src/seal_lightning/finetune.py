@@ -104,16 +104,13 @@ class RankBatches(Sampler[list[int]]):
 
 
 def epoch_batches(examples: Sequence[T], batch_size: int, epochs: int, seed: int) -> list[list[T]]:
-    """The batches a `LoRAFineTuneModule.fit` run sees, in order, across all its epochs."""
-    sampler = EpochShuffle(len(examples), seed)
-    batches = []
+    """The batches a `LoRAFineTuneModule.fit` run in one process sees, in order, across all its epochs."""
+    batches = RankBatches(len(examples), batch_size, seed, Ranks(), placeholder=len(examples))
+    seen = []
     for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        batches.extend(
-            [examples[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)
-        )
-    return batches
+        batches.sampler.set_epoch(epoch)
+        seen.extend([examples[i] for i in rows] for rows in batches)
+    return seen
 
 
 class LoRAFineTuneModule(L.LightningModule):

@@ -38,6 +38,8 @@ class StrategyResult:
     strategy: str
     matrices: list[np.ndarray]
     step_seconds: float
+    # The passages of each order (keys in stream order), so that `compare` pairs strategies on the same orders.
+    orders: list[list[str]]
 
     @property
     def summary(self) -> dict[str, tuple[float, float]]:
@@ -118,7 +120,8 @@ class ContinualExperiment:
         records = [self.store.read_json(sequence_name(strategy, i)) for i in range(self.config.sequences)]
         matrices = [np.array(record["matrix"]) for record in records]
         seconds = [s for record in records for s in record["step_seconds"]]
-        return StrategyResult(strategy, matrices, float(np.mean(seconds)))
+        orders = [record["order"] for record in records]
+        return StrategyResult(strategy, matrices, float(np.mean(seconds)), orders)
 
     def run_sequence(self, strategy: str, stream: list[Item], documents: dict[str, list], index: int) -> dict:
         """Absorb the passages of one order one after another; score the whole stream after each step."""
@@ -176,10 +179,7 @@ class ContinualExperiment:
             "strategy": result.strategy,
             "base_model": self.runtime.config.model.name,
             "per_sequence": [m.tolist() for m in result.matrices],
-            # The passages of each order, so that `compare` pairs strategies only on the same orders.
-            "orders": [
-                self.store.read_json(sequence_name(result.strategy, i))["order"] for i in range(len(result.matrices))
-            ],
+            "orders": result.orders,
         }
         self.tracker.log_artifact(self.store.write_json(f"{folder}/matrix.json", matrix))
         title = f"{result.strategy}: {self.config.metric}, mean of {len(result.matrices)} orders"
