@@ -80,7 +80,7 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     }
     orders = {name: artifact.get("orders") for name, artifact in artifacts.items()}
     counts = sorted({len(artifact["per_sequence"]) for artifact in artifacts.values()})
-    header = f"{'':<10}" + "".join(f"{label:>26}" for _, label in INTERVAL_COLUMNS)
+    header = f"{'':<12}" + "".join(f"{label:>26}" for _, label in INTERVAL_COLUMNS)
     lines = [
         f"95% intervals: two-level bootstrap over {'/'.join(map(str, counts))} orders and their passages "
         f"({resamples} resamples)",
@@ -88,7 +88,7 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     ]
     for name, cell in cells.items():
         row = [nested_bootstrap(cell[key], resamples) for key, _ in INTERVAL_COLUMNS]
-        lines.append(f"{name:<10}" + "".join(f"{value!s:>26}" for value in row))
+        lines.append(f"{name:<12}" + "".join(f"{value!s:>26}" for value in row))
     if BASELINE not in cells:
         return "\n".join(lines)
     lines += ["", f"difference from {BASELINE}, paired by order and passage (* the interval excludes 0)", header]
@@ -96,9 +96,9 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
         if name == BASELINE:
             continue
         if orders[name] is None or orders[name] != orders[BASELINE]:
-            lines.append(f"{name:<10} not paired: its orders are not {BASELINE}'s (or were not recorded)")
+            lines.append(f"{name:<12} not paired: its orders are not {BASELINE}'s (or were not recorded)")
             continue
         row = [nested_bootstrap(cell[key] - cells[BASELINE][key], resamples) for key, _ in INTERVAL_COLUMNS]
         marked = [f"{value}{'*' if value.excludes_zero else ' '}" for value in row]
-        lines.append(f"{name:<10}" + "".join(f"{cell_text:>26}" for cell_text in marked))
+        lines.append(f"{name:<12}" + "".join(f"{cell_text:>26}" for cell_text in marked))
     return "\n".join(lines)

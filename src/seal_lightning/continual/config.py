@@ -18,6 +18,14 @@ class ReplayConfig:
 
 
 @dataclass
+class MixedReplayConfig(ReplayConfig):
+    """Replay as Avalanche's ReplayPlugin mixes it: a share of the memory in each update, not all of it."""
+
+    # Remembered documents added to an update, as a share of the passage's own documents (drawn afresh).
+    share: float = 0.5
+
+
+@dataclass
 class EWCConfig:
     """Avalanche's EWCPlugin on the weights the edits change (the LoRA target projections, merged)."""
 
@@ -38,16 +46,34 @@ class LwFConfig:
 
 
 @dataclass
-class GatedConfig:
-    """Gated merge: keep an update at the largest scale that does not hurt a probe of earlier passages."""
+class ProbeGateConfig:
+    """A gate: keep an update at the largest scale that does not hurt a probe of earlier passages."""
 
     # The largest drop of the probe (mean log-likelihood per token of earlier passages' held-back
     # documents) an update may cause; a negative drop is a gain.
     tolerance: float = 0.3
-    # Scales tried in order; an update that fails at every scale is rejected (merged at scale 0).
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
     # Documents held back per passage as its probe; they are not trained on.
     probe_documents: int = 2
+
+
+@dataclass
+class GatedConfig(ProbeGateConfig):
+    # Scales tried in order; an update that fails at every scale is rejected (merged at scale 0).
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
+
+
+@dataclass
+class GateSearchConfig(ProbeGateConfig):
+    # Halvings of [0, 1] after full scale fails: the merged scale is within 2**-steps of the largest that passes.
+    steps: int = 6
+
+
+@dataclass
+class OLoRAConfig:
+    """O-LoRA: each edit's LoRA A penalised for overlapping the row spaces of earlier edits' A matrices."""
+
+    # Weight of the penalty (squared norm of A's rows inside earlier subspaces, summed over layers).
+    orthogonality: float = 1.0
 
 
 @dataclass
@@ -61,7 +87,7 @@ class ContinualConfig:
     # same documents. true (the paper's protocol): each step's self-edit is sampled from the model as the
     # earlier edits left it, with transformers on the model in memory; strategies then see other documents.
     resample: bool = False
-    # One or more of naive, replay, ewc, lwf, gated (comma-separated), compared on the same self-edits.
+    # One or more of STRATEGIES (comma-separated), compared on the same self-edits.
     strategy: str = "naive"
     # Where each strategy's hyper-parameters live (NAME.yaml, merged over the defaults below).
     strategy_dir: str = "conf/strategies"
@@ -69,16 +95,19 @@ class ContinualConfig:
     # exact_match / f1 / llm_judge grade greedy answers.
     metric: str = "token_accuracy"
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    replay_mix: MixedReplayConfig = field(default_factory=MixedReplayConfig)
     ewc: EWCConfig = field(default_factory=EWCConfig)
     lwf: LwFConfig = field(default_factory=LwFConfig)
     gated: GatedConfig = field(default_factory=GatedConfig)
+    gate_search: GateSearchConfig = field(default_factory=GateSearchConfig)
+    olora: OLoRAConfig = field(default_factory=OLoRAConfig)
 
     @property
     def strategies(self) -> list[str]:
         return [name.strip() for name in self.strategy.split(",") if name.strip()]
 
 
-STRATEGIES = ("naive", "replay", "ewc", "lwf", "gated")
+STRATEGIES = ("naive", "replay", "replay_mix", "ewc", "lwf", "gated", "gate_search", "olora")
 
 
 def validate_continual(config: ContinualConfig) -> None:
@@ -98,5 +127,11 @@ def validate_continual(config: ContinualConfig) -> None:
         raise ConfigError("continual.ewc.decay_factor must be set for mode=online and null for mode=separate")
     if not config.gated.scales or not all(0 < scale <= 1 for scale in config.gated.scales):
         raise ConfigError(f"continual.gated.scales must be numbers in (0, 1], got {config.gated.scales}")
-    if config.gated.tolerance < 0 or config.ewc.ewc_lambda < 0 or config.lwf.alpha < 0:
-        raise ConfigError("continual.gated.tolerance, continual.ewc.ewc_lambda and continual.lwf.alpha must be >= 0")
+    if min(config.gated.tolerance, config.gate_search.tolerance, config.ewc.ewc_lambda, config.lwf.alpha,
+           config.olora.orthogonality, config.replay_mix.share) < 0:  # fmt: skip
+        raise ConfigError(
+            "continual.gated.tolerance, gate_search.tolerance, ewc.ewc_lambda, lwf.alpha, olora.orthogonality "
+            "and replay_mix.share must be >= 0"
+        )
+    if config.gate_search.steps < 1:
+        raise ConfigError(f"continual.gate_search.steps must be at least 1, got {config.gate_search.steps}")

@@ -205,9 +205,9 @@ TABLE_COLUMNS = (
 
 def format_summary(results: dict[str, dict[str, tuple[float, float]]], seconds: dict[str, float]) -> str:
     """Strategy x (average accuracy, forgetting, BWT, plasticity, time): mean ± std over orders."""
-    header = f"{'strategy':<10}" + "".join(f"{label:>17}" for _, label in TABLE_COLUMNS) + f"{'s/step':>9}"
+    header = f"{'strategy':<12}" + "".join(f"{label:>17}" for _, label in TABLE_COLUMNS) + f"{'s/step':>9}"
     rows = [
-        f"{name:<10}"
+        f"{name:<12}"
         + "".join(f"{f'{summary[key][0]:+.3f} ± {summary[key][1]:.3f}':>17}" for key, _ in TABLE_COLUMNS)
         + f"{seconds[name]:>9.1f}"
         for name, summary in results.items()
