@@ -9,6 +9,7 @@ from seal_lightning.errors import ConfigError
 from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.runtime import open_runtime
 from seal_lightning.sampling.hf import TransformersSampler
+from seal_lightning.store import RunStore
 
 
 def opened(run_dir, tokenizer, *overrides: str, resumable: bool = True):
@@ -54,4 +55,19 @@ def test_a_run_directory_holds_one_config(tmp_path, tokenizer):
     with pytest.raises(ConfigError, match=r"holds a run with seed=0, not 1"), opened(tmp_path, tokenizer, "seed=1"):
         pass
     with opened(tmp_path, tokenizer, "seed=1", resumable=False):  # evaluate keeps its results in id folders
+        pass
+
+
+def test_a_setting_added_after_the_run_started_resumes_only_at_its_default(tmp_path, tokenizer):
+    """A run directory from an older version lacks the settings added since: their defaults are what it did."""
+    with opened(tmp_path, tokenizer):
+        pass
+    saved = RunStore(tmp_path).read_json("config.json")
+    del saved["continual.olora.orthogonality"]
+    RunStore(tmp_path).write_json("config.json", saved)
+    with opened(tmp_path, tokenizer):
+        pass
+    RunStore(tmp_path).write_json("config.json", saved)  # without the setting again
+    changed = opened(tmp_path, tokenizer, "continual.olora.orthogonality=2.0")
+    with pytest.raises(ConfigError, match=r"continual.olora.orthogonality=None, not 2.0"), changed:
         pass

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from seal_lightning.stats import mean_stderr, nested_bootstrap, paired_bootstrap
+from seal_lightning.stats import mean_stderr, nested_bootstrap, nested_bootstrap_ratio, paired_bootstrap
 
 
 def test_mean_and_standard_error():
@@ -51,3 +51,14 @@ def test_nested_bootstrap_resamples_both_the_groups_and_their_items():
 def test_nested_bootstrap_needs_a_table():
     with pytest.raises(ValueError, match="non-empty"):
         nested_bootstrap(np.array([1.0, 2.0]))
+
+
+def test_nested_bootstrap_ratio_pairs_the_cells_of_both_tables():
+    baseline = np.array([[0.2, 0.4], [0.1, 0.3], [0.3, 0.5]])
+    half = nested_bootstrap_ratio(baseline / 2, baseline)
+    # The same cells are drawn for both tables, so an exact half stays an exact half in every resample.
+    assert (half.mean, half.low, half.high) == pytest.approx((0.5, 0.5, 0.5))
+    noisy = nested_bootstrap_ratio(np.array([[0.1, 0.3], [0.05, 0.2], [0.2, 0.2]]), baseline)
+    assert noisy.low < noisy.mean < noisy.high
+    with pytest.raises(ValueError, match="differ in shape"):
+        nested_bootstrap_ratio(baseline, baseline[:2])

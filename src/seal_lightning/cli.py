@@ -69,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "run directories), instead of evaluating",
             )
         if name == "compare":
-            command.add_argument("--experiment", help="MLflow experiment to read (default: tracking.experiment)")
+            command.add_argument(
+                "--experiment",
+                help="MLflow experiments to read, comma-separated, for settings side by side "
+                "(default: tracking.experiment)",
+            )
             command.add_argument("--reference", help="a matrix JSON in the paper's layout to plot beside ours")
     return parser
 
@@ -237,16 +241,20 @@ def continual(config: SealConfig) -> int:
         return 0
 
 
-def compare(config: SealConfig, experiment: str, reference: str | None) -> int:
+def compare(config: SealConfig, experiments: str, reference: str | None) -> int:
     from seal_lightning.continual.compare import compare as compare_strategies
     from seal_lightning.tracking import Tracker
 
+    names = [name.strip() for name in experiments.split(",") if name.strip()]
+    if not names:
+        raise ConfigError(f"--experiment names no MLflow experiment: {experiments!r}")
     store = RunStore(config.run_dir)
-    config.tracking.experiment = experiment
+    config.tracking.experiment = names[0]  # the compare run is logged in the first one
     tracker = Tracker(config.tracking, store)
-    table, figure = compare_strategies(tracker, store, experiment, reference, config.heldout.resamples)
+    table, figures = compare_strategies(tracker, store, names, reference, config.heldout.resamples)
     print(table)
-    print(f"figure: {figure}")
+    for figure in figures:
+        print(f"figure: {figure}")
     return 0
 
 

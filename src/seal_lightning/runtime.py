@@ -133,8 +133,11 @@ def check_resumable(store: RunStore, config: SealConfig) -> None:
         return
     # Another domain's section never shapes this domain's results (older runs saved every domain's).
     other_domains = tuple(f"{name}." for name in registered() if name != config.domain)
+    # A setting added to the schema after the run started, left at its default, is what that run did.
+    defaults = to_flat_dict(SealConfig())
+    added_at_default = {key for key in set(defaults) - set(saved) if current.get(key) == defaults[key]}
     for key in sorted(set(saved) | set(current)):
-        if key.startswith(RESUMABLE_CHANGES) or key.startswith(other_domains):
+        if key.startswith(RESUMABLE_CHANGES) or key.startswith(other_domains) or key in added_at_default:
             continue
         if saved.get(key) != current.get(key):
             raise ConfigError(

@@ -55,24 +55,50 @@ def paired_bootstrap(
     differences = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(differences), size=(resamples, len(differences)))
-    means = differences[picks].mean(axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return PairedDifference(float(differences.mean()), float(low), float(high), len(differences), resamples)
+    low, high = _interval(differences[picks].mean(axis=1))
+    return PairedDifference(float(differences.mean()), low, high, len(differences), resamples)
 
 
 def nested_bootstrap(values: np.ndarray, resamples: int = 10000, seed: int = 0) -> PairedDifference:
     """The mean of a (groups, items) array and its 95% interval from a two-level bootstrap: each resample
     draws the groups (orders) with replacement, then the items (stream positions) within each drawn group,
     so both the orders and the passages vary. For a paired comparison pass the per-cell differences."""
+    values = _table(values)
+    low, high = _interval(_nested_means(values, resamples, seed))
+    return PairedDifference(float(values.mean()), low, high, values.size, resamples)
+
+
+def nested_bootstrap_ratio(
+    numerator: np.ndarray, denominator: np.ndarray, resamples: int = 10000, seed: int = 0
+) -> PairedDifference:
+    """mean(numerator) / mean(denominator) for paired (groups, items) arrays, with the 95% interval of the
+    same two-level bootstrap applied to both (the same cells drawn for each): a strategy's metric as a
+    share of the baseline's, e.g. half of naive's forgetting."""
+    numerator, denominator = _table(numerator), _table(denominator)
+    if numerator.shape != denominator.shape:
+        raise ValueError(f"paired tables differ in shape: {numerator.shape} and {denominator.shape}")
+    ratios = _nested_means(numerator, resamples, seed) / _nested_means(denominator, resamples, seed)
+    low, high = _interval(ratios)
+    return PairedDifference(float(numerator.mean() / denominator.mean()), low, high, numerator.size, resamples)
+
+
+def _table(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     if values.ndim != 2 or values.size == 0:
         raise ValueError(f"nested_bootstrap takes a non-empty (groups, items) array, got shape {values.shape}")
+    return values
+
+
+def _nested_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """The mean of each two-level resample; the draws depend only on the shape and the seed."""
     groups, items = values.shape
     rng = np.random.default_rng(seed)
     picked_groups = rng.integers(0, groups, size=(resamples, groups, 1))
     picked_items = rng.integers(0, items, size=(resamples, groups, items))
-    means = values[picked_groups, picked_items].mean(axis=(1, 2))
+    return values[picked_groups, picked_items].mean(axis=(1, 2))
+
+
+def _interval(estimates: np.ndarray) -> tuple[float, float]:
     tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return PairedDifference(float(values.mean()), float(low), float(high), values.size, resamples)
+    low, high = np.percentile(estimates, [tail, 100 - tail])
+    return float(low), float(high)

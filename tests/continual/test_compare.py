@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from seal_lightning.continual.compare import compare, format_intervals
+from seal_lightning.continual.compare import compare, format_intervals, format_target, shares_of_baseline
 from seal_lightning.errors import DataError
 from seal_lightning.tracking import Tracker
 
@@ -11,20 +11,24 @@ pytestmark = pytest.mark.slow
 
 def test_compare_reads_back_what_continual_wrote(continual_run):
     config, store, _, results = continual_run
-    table, figure = compare(Tracker(config.tracking, store), store, config.tracking.experiment)
+    table, figures = compare(Tracker(config.tracking, store), store, [config.tracking.experiment])
     lines = table.split("\n\n")[0].splitlines()  # the mean ± std table; the intervals follow it
     assert [line.split()[0] for line in lines[1:]] == [r.strategy for r in results]
     for result, line in zip(results, lines[1:], strict=True):
         mean, _ = result.summary["average_accuracy"]
         assert f"{mean:+.3f}" in line
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [figure.name for figure in figures] == ["comparison.png", "tradeoff.png"]
+    assert all(figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for figure in figures)
+    target = table.split("\n\n")[-1].splitlines()
+    assert target[0].startswith("target: forgetting at most 50% of naive's and plasticity at least 90%")
+    assert [line.split()[0] for line in target[2:]] == [r.strategy for r in results if r.strategy != "naive"]
     assert store.path(f"compare/{config.tracking.experiment}/table.txt").read_text().strip() == table
 
 
 def test_compare_names_a_missing_experiment(continual_run):
     config, store, _, _ = continual_run
     with pytest.raises(DataError, match="no MLflow experiment named 'nope'"):
-        compare(Tracker(config.tracking, store), store, "nope")
+        compare(Tracker(config.tracking, store), store, ["nope"])
 
 
 def matrix(forget: float, learn: float) -> list[list[float]]:
@@ -65,3 +69,21 @@ def test_intervals_and_paired_differences_from_naive():
     assert "-" in forgetting_cell and replay.split("]")[1].startswith("*")  # forgets less, and the interval says so
     assert "not paired" in next(line for line in differences if line.startswith("ewc"))
     assert "not paired" in next(line for line in differences if line.startswith("lwf"))
+
+
+def test_the_target_is_reached_only_where_both_shares_clear_it():
+    orders = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"], ["a", "c", "b"]]
+    shares = shares_of_baseline(
+        {
+            "naive": artifact(0.3, 0.8, orders),
+            "replay": artifact(0.1, 0.8, orders),  # a third of naive's forgetting, all of its plasticity
+            "ewc": artifact(0.1, 0.4, orders),  # forgets little, but learns half as much
+            "lwf": artifact(0.1, 0.8, None),  # not paired: no share
+        },
+        resamples=2000,
+    )
+    assert set(shares) == {"naive", "replay", "ewc"}
+    forgetting, plasticity = shares["replay"]
+    assert forgetting.high < 0.5 and plasticity.low > 0.9
+    rows = {line.split()[0]: line for line in format_target(shares).splitlines()[2:]}
+    assert rows["replay"].endswith("reached") and rows["ewc"].endswith("missed") and set(rows) == {"replay", "ewc"}

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from seal_lightning.continual.plots import save_comparison_figure, save_strategy_figure
+from seal_lightning.continual.plots import save_comparison_figure, save_strategy_figure, save_tradeoff_figure
+from seal_lightning.stats import PairedDifference
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -28,3 +29,10 @@ def test_comparison_figure_is_a_png(tmp_path, with_reference):
     matrices = {"finetune": FINETUNE, "replay": REPLAY}
     path = save_comparison_figure(tmp_path / "plots" / "compare.png", matrices, reference)
     assert_png(path)
+
+
+def test_tradeoff_figure_is_a_png_with_a_point_per_strategy_and_setting(tmp_path):
+    share = PairedDifference(0.4, 0.3, 0.5, 16, 1000)
+    points = {"naive": (PairedDifference(1, 1, 1, 16, 1000),) * 2, "replay (squad)": (share, share)}
+    path = save_tradeoff_figure(tmp_path / "tradeoff.png", points, (0.5, 0.9))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,13 +1,16 @@
-"""`compare`: the strategies of a continual experiment side by side, read back from MLflow.
+"""`compare`: the strategies of continual experiments side by side, read back from MLflow.
 
 Only what `continual` logged is used (metrics and the `matrix.json` artifact of each strategy's
 latest finished run), so results from other machines or sessions sharing the store compare too.
+Several experiments (settings: streams, protocols) compare at once; the trade-off figure holds one
+point per strategy and setting.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +19,17 @@ from seal_lightning.continual import metrics, plots
 from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.continual.experiment import TABLE_COLUMNS, format_summary
 from seal_lightning.errors import DataError
-from seal_lightning.stats import nested_bootstrap
+from seal_lightning.stats import PairedDifference, nested_bootstrap, nested_bootstrap_ratio
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import LoggedRun, Tracker
+
+# The metrics given with intervals, and their column labels.
+INTERVAL_COLUMNS = (("forgetting", "forgetting"), ("plasticity", "plasticity"), ("average_accuracy", "avg acc"),
+                    ("bwt", "BWT"))  # fmt: skip
+BASELINE = "naive"
+# Issue 15's target: at most this share of naive's mean forgetting, at least this share of its plasticity.
+FORGETTING_TARGET = 0.5
+PLASTICITY_TARGET = 0.9
 
 
 def latest_strategy_runs(tracker: Tracker, experiment: str) -> dict[str, LoggedRun]:
@@ -36,49 +47,72 @@ def _strategy_rank(name: str) -> tuple[int, str]:
 
 
 def compare(
-    tracker: Tracker, store: RunStore, experiment: str, reference: str | None = None, resamples: int = 10000
-) -> tuple[str, Path]:
-    """The printed tables (means ± std over orders; 95% intervals and differences from naive) and the saved
-    figure (heatmaps side by side, retention curves), also logged."""
-    runs = latest_strategy_runs(tracker, experiment)
-    summaries = {
-        name: {key: (run.metrics[key], run.metrics[f"{key}_std"]) for key, _ in TABLE_COLUMNS}
-        for name, run in runs.items()
-    }
-    seconds = {name: run.metrics["step_seconds"] for name, run in runs.items()}
-    artifacts = {name: tracker.read_json_artifact(run.run_id, "matrix.json") for name, run in runs.items()}
-    matrices = {name: np.array(artifact["mean_over_sequences"]) for name, artifact in artifacts.items()}
+    tracker: Tracker,
+    store: RunStore,
+    experiments: Sequence[str],
+    reference: str | None = None,
+    resamples: int = 10000,
+) -> tuple[str, list[Path]]:
+    """Per experiment: the printed tables (means ± std over orders; 95% intervals, differences from naive
+    and the target) and the saved figure (heatmaps side by side, retention curves). Over all of them: the
+    trade-off figure (forgetting and plasticity as shares of naive's). All are logged to one run."""
     reference_matrix = None
     if reference is not None:
         if not Path(reference).is_file():
             raise DataError(f"reference matrix not found: {reference}")
         reference_matrix = np.array(json.loads(Path(reference).read_text())["mean_over_sequences"])
-    table = format_summary(summaries, seconds) + "\n\n" + format_intervals(artifacts, resamples)
-    folder = "compare/" + re.sub(r"[^\w.-]", "_", experiment).lstrip(".")  # MLflow allows "/" in names
+    texts, figures, points = [], [], {}
+    folder = "compare/" + re.sub(r"[^\w.-]", "_", "+".join(experiments)).lstrip(".")  # MLflow allows "/"
+    for experiment in experiments:
+        runs = latest_strategy_runs(tracker, experiment)
+        summaries = {
+            name: {key: (run.metrics[key], run.metrics[f"{key}_std"]) for key, _ in TABLE_COLUMNS}
+            for name, run in runs.items()
+        }
+        seconds = {name: run.metrics["step_seconds"] for name, run in runs.items()}
+        artifacts = {name: tracker.read_json_artifact(run.run_id, "matrix.json") for name, run in runs.items()}
+        shares = shares_of_baseline(artifacts, resamples)
+        texts.append(
+            (f"== {experiment}\n" if len(experiments) > 1 else "")
+            + format_summary(summaries, seconds)
+            + "\n\n"
+            + format_intervals(artifacts, resamples)
+            + ("\n\n" + format_target(shares) if shares else "")
+        )
+        points |= {f"{name} ({experiment})" if len(experiments) > 1 else name: share for name, share in shares.items()}
+        matrices = {name: np.array(artifact["mean_over_sequences"]) for name, artifact in artifacts.items()}
+        figure = store.path(f"{folder}/comparison{'_' + experiment if len(experiments) > 1 else ''}.png")
+        figures.append(plots.save_comparison_figure(figure, matrices, reference_matrix))
+    if points:
+        tradeoff = (FORGETTING_TARGET, PLASTICITY_TARGET)
+        figures.append(plots.save_tradeoff_figure(store.path(f"{folder}/tradeoff.png"), points, tradeoff))
+    table = "\n\n".join(texts)
     store.write_text(f"{folder}/table.txt", table + "\n")
-    figure = plots.save_comparison_figure(store.path(f"{folder}/comparison.png"), matrices, reference_matrix)
-    with tracker.run(folder, "compare", {"strategies": ",".join(runs)}):
+    with tracker.run(folder, "compare", {"experiments": ",".join(experiments)}):
         tracker.set_tags({"seal.kind": "compare"})
-        tracker.log_artifact(store.path(f"{folder}/table.txt"))
-        tracker.log_artifact(figure)
-    return table, figure
+        for path in [store.path(f"{folder}/table.txt"), *figures]:
+            tracker.log_artifact(path)
+    return table, figures
 
 
-# The metrics given with intervals, and their column labels.
-INTERVAL_COLUMNS = (("forgetting", "forgetting"), ("plasticity", "plasticity"), ("average_accuracy", "avg acc"),
-                    ("bwt", "BWT"))  # fmt: skip
-BASELINE = "naive"
+def _cells(artifacts: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        name: metrics.per_passage_over_sequences([np.array(m) for m in artifact["per_sequence"]])
+        for name, artifact in artifacts.items()
+    }
+
+
+def _paired(artifacts: dict[str, dict], name: str) -> bool:
+    """Whether `name` ran on naive's orders, recorded, so its cells pair with naive's."""
+    orders = artifacts[name].get("orders")
+    return orders is not None and orders == artifacts[BASELINE].get("orders")
 
 
 def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     """Each strategy's metrics with 95% intervals, and each one's difference from naive paired by order and
     stream position (the same passage), both from a two-level bootstrap over orders and passages. A strategy
     run on other orders than naive's (or logged before orders were recorded) is not paired."""
-    cells = {
-        name: metrics.per_passage_over_sequences([np.array(m) for m in artifact["per_sequence"]])
-        for name, artifact in artifacts.items()
-    }
-    orders = {name: artifact.get("orders") for name, artifact in artifacts.items()}
+    cells = _cells(artifacts)
     counts = sorted({len(artifact["per_sequence"]) for artifact in artifacts.values()})
     header = f"{'':<12}" + "".join(f"{label:>26}" for _, label in INTERVAL_COLUMNS)
     lines = [
@@ -95,10 +129,50 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     for name, cell in cells.items():
         if name == BASELINE:
             continue
-        if orders[name] is None or orders[name] != orders[BASELINE]:
+        if not _paired(artifacts, name):
             lines.append(f"{name:<12} not paired: its orders are not {BASELINE}'s (or were not recorded)")
             continue
         row = [nested_bootstrap(cell[key] - cells[BASELINE][key], resamples) for key, _ in INTERVAL_COLUMNS]
         marked = [f"{value}{'*' if value.excludes_zero else ' '}" for value in row]
         lines.append(f"{name:<12}" + "".join(f"{cell_text:>26}" for cell_text in marked))
     return "\n".join(lines)
+
+
+def shares_of_baseline(artifacts: dict[str, dict], resamples: int) -> dict[str, tuple[PairedDifference, ...]]:
+    """(forgetting, plasticity) of each strategy paired with naive, as shares of naive's, with 95% intervals
+    (naive itself is 1, 1). Empty without a naive run."""
+    if BASELINE not in artifacts:
+        return {}
+    cells = _cells(artifacts)
+    return {
+        name: tuple(
+            nested_bootstrap_ratio(cell[key], cells[BASELINE][key], resamples) for key in ("forgetting", "plasticity")
+        )
+        for name, cell in cells.items()
+        if name == BASELINE or _paired(artifacts, name)
+    }
+
+
+def format_target(shares: dict[str, tuple[PairedDifference, ...]]) -> str:
+    """Whether each strategy reaches the target: reached where both intervals clear it, missed where either
+    interval excludes it, undecided otherwise."""
+    lines = [
+        f"target: forgetting at most {FORGETTING_TARGET:.0%} of {BASELINE}'s and plasticity at least "
+        f"{PLASTICITY_TARGET:.0%} of it (shares of {BASELINE}'s, paired, 95% intervals)",
+        f"{'':<12}{'forgetting / naive':>26}{'plasticity / naive':>26}{'target':>12}",
+    ]
+    for name, (forgetting, plasticity) in shares.items():
+        if name == BASELINE:
+            continue
+        if forgetting.high < FORGETTING_TARGET and plasticity.low > PLASTICITY_TARGET:
+            verdict = "reached"
+        elif forgetting.low > FORGETTING_TARGET or plasticity.high < PLASTICITY_TARGET:
+            verdict = "missed"
+        else:
+            verdict = "undecided"
+        lines.append(f"{name:<12}{_share(forgetting):>26}{_share(plasticity):>26}{verdict:>12}")
+    return "\n".join(lines)
+
+
+def _share(value: PairedDifference) -> str:
+    return f"{value.mean:.2f} [{value.low:.2f}, {value.high:.2f}]"

@@ -16,6 +16,7 @@ from matplotlib.image import AxesImage
 
 from seal_lightning.continual.metrics import check_matrix, retention
 from seal_lightning.errors import DataError
+from seal_lightning.stats import PairedDifference
 
 REFERENCE_LABEL = "paper (Qwen2.5-7B)"
 
@@ -98,4 +99,33 @@ def save_comparison_figure(
     if reference is not None:
         _plot_retention(curve_ax, reference, REFERENCE_LABEL, linestyle="--", color="gray")
     _label_retention(curve_ax)
+    return _save(fig, path)
+
+
+def save_tradeoff_figure(
+    path: str | Path, points: dict[str, tuple[PairedDifference, ...]], target: tuple[float, float]
+) -> Path:
+    """Forgetting against plasticity, each as a share of naive's in its own setting, one point per strategy
+    and setting with its 95% intervals as error bars; the target region (at most target[0] of naive's
+    forgetting, at least target[1] of its plasticity) shaded. Naive sits at (1, 1)."""
+    fig, ax = plt.subplots(figsize=(7, 5.5), layout="constrained")
+    most_forgetting = max([1.2, *(forgetting.high for forgetting, _ in points.values())]) * 1.05
+    ax.fill_between([0, target[0]], target[1], 10, color="tab:green", alpha=0.12, label="target")
+    for label, (forgetting, plasticity) in points.items():
+        ax.errorbar(
+            forgetting.mean,
+            plasticity.mean,
+            xerr=[[forgetting.mean - forgetting.low], [forgetting.high - forgetting.mean]],
+            yerr=[[plasticity.mean - plasticity.low], [plasticity.high - plasticity.mean]],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+    highest = max([1.2, *(plasticity.high for _, plasticity in points.values())]) * 1.05
+    ax.set_xlim(0, most_forgetting)
+    ax.set_ylim(0, highest)
+    ax.set_xlabel("mean forgetting / naive's (lower is better)")
+    ax.set_ylabel("plasticity / naive's (higher is better)")
+    ax.set_title("forgetting against plasticity, 95% intervals")
+    ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
