@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Forgetting under sequential self-edits on the built-in corpus: naive (the paper's setting), replay,
-# EWC, LwF and our gated merge, each absorbing the same 8 self-edits in the same 2 random orders.
-# Then `compare` prints the strategy table and writes the side-by-side figure (with the paper's matrix
-# beside ours when ../shared/data is there). Extra arguments are config overrides for `continual`.
+# The README's forgetting tables: each strategy absorbs the same 8 self-edits in the same 4 random orders,
+# on the built-in stream and, when ../shared/data is there, on 8 SQuAD passages (conf/continual_squad.yaml);
+# naive also under the paper's protocol (continual.resample=true). Then `compare` prints every table and
+# writes the figures, the trade-off figure with one point per strategy and setting. Extra arguments are
+# config overrides for every `continual` run. Run time on a 2-core CPU: see the README.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-run_dir=${RUN_DIR:-runs/continual}
-bash scripts/run.sh python -m seal_lightning continual --config conf/continual.yaml run_dir="$run_dir" "$@"
-reference=${SEAL_SHARED_DATA:-../shared/data}/reference/paper_forgetting_matrix.json
-extra=()
-if [[ -f "$reference" ]]; then
-    extra=(--reference "$reference")
+runs=${RUN_DIR:-runs}
+data=${SEAL_SHARED_DATA:-../shared/data}
+mkdir -p "$runs"
+# One MLflow store for every setting, so that compare reads them side by side (artifacts beside it).
+store="sqlite:///$(cd "$runs" && pwd)/continual.db"
+continual() { bash scripts/run.sh python -m seal_lightning continual "$@" tracking.tracking_uri="$store"; }
+
+continual --config conf/continual.yaml run_dir="$runs/continual" "$@"
+continual --config conf/continual.yaml run_dir="$runs/continual_resample" continual.resample=true \
+    continual.strategy=naive tracking.experiment=continual-resample "$@"
+experiments=continual-builtin,continual-resample
+if [[ -d "$data/squad" ]]; then
+    continual --config conf/continual_squad.yaml run_dir="$runs/continual_squad" \
+        data.path="$data/squad/train_round1.json" "$@"
+    experiments+=,continual-squad
 fi
-bash scripts/run.sh python -m seal_lightning compare --config conf/continual.yaml run_dir="$run_dir" "${extra[@]}"
+extra=()
+if [[ -f "$data/reference/paper_forgetting_matrix.json" ]]; then
+    extra=(--reference "$data/reference/paper_forgetting_matrix.json")
+fi
+bash scripts/run.sh python -m seal_lightning compare --config conf/continual.yaml run_dir="$runs/continual" \
+    tracking.tracking_uri="$store" --experiment "$experiments" "${extra[@]}"

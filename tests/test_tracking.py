@@ -175,3 +175,20 @@ def test_finished_runs_of_a_kind_are_read_back_newest_first_with_their_json_arti
     assert tracker.read_json_artifact(runs[0].run_id, "matrix.json") == {"name": "second"}
     with pytest.raises(DataError, match="no MLflow experiment named 'absent'"):
         tracker.finished_runs("absent", "continual_strategy")
+
+
+def test_run_directories_sharing_a_local_store_keep_its_artifacts_beside_it(tmp_path):
+    """Settings run in their own run directories compare through one store: its artifacts live beside it."""
+    uri = f"sqlite:///{tmp_path / 'shared' / 'continual.db'}"
+    (tmp_path / "shared").mkdir()
+    for experiment in ("builtin", "squad"):
+        store = RunStore(tmp_path / experiment)
+        tracker = Tracker(TrackingConfig(tracking_uri=uri, experiment=experiment), store)
+        with tracker.run(experiment, experiment):
+            tracker.set_tags({"seal.kind": "continual_strategy"})
+            tracker.log_artifact(store.write_json("matrix.json", {"setting": experiment}))
+    reader = Tracker(TrackingConfig(tracking_uri=uri, experiment="builtin"), RunStore(tmp_path / "compare"))
+    for experiment in ("builtin", "squad"):
+        (run,) = reader.finished_runs(experiment, "continual_strategy")
+        assert reader.read_json_artifact(run.run_id, "matrix.json") == {"setting": experiment}
+    assert len(list((tmp_path / "shared" / "mlartifacts").rglob("matrix.json"))) == 2

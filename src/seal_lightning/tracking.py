@@ -32,6 +32,7 @@ from seal_lightning.store import RunStore
 
 # MLflow's param values are limited in length; long lists are cut rather than rejected.
 MAX_PARAM_CHARS = 500
+SQLITE = "sqlite:///"
 OUTBOX = "tracking_outbox.jsonl"
 # Where the run's MLflow store is, for `python -m seal_lightning track RUN_DIR`.
 SETTINGS = "tracking.json"
@@ -59,7 +60,7 @@ class Tracker:
 
     def __init__(self, config: TrackingConfig, store: RunStore) -> None:
         self.store = store
-        self.uri = config.tracking_uri or f"sqlite:///{store.root.resolve() / 'mlflow.db'}"
+        self.uri = config.tracking_uri or f"{SQLITE}{store.root.resolve() / 'mlflow.db'}"
         self.active: list[str] = []  # keys of the open runs, outermost first
         # Under data-parallel ranks only the main rank talks to MLflow; the others' calls go nowhere.
         self.silent = not store.main
@@ -77,7 +78,7 @@ class Tracker:
             problem = "no server answers" if "NewConnectionError" in text else text.splitlines()[0][:200]
             raise SealError(f"MLflow store {self.uri} cannot be used: {problem}; check tracking.tracking_uri") from None
         if experiment is None:
-            artifacts = None if config.tracking_uri else (store.root.resolve() / "mlartifacts").as_uri()
+            artifacts = local_artifacts(self.uri)
             self.experiment_id = self.client.create_experiment(config.experiment, artifact_location=artifacts)
         else:
             self.experiment_id = experiment.experiment_id
@@ -271,3 +272,11 @@ def _http_retries(retries: int = 0) -> Iterator[None]:
                 os.environ.pop(name)
             else:
                 os.environ[name] = value
+
+
+def local_artifacts(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a local sqlite store's file (the run directory's own
+    store, or one that several run directories share), so the store is one folder; a server decides its own."""
+    if not uri.startswith(SQLITE):
+        return None
+    return (Path(uri.removeprefix(SQLITE)).parent / "mlartifacts").as_uri()
