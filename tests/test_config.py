@@ -5,6 +5,7 @@ import pytest
 
 from seal_lightning.cli import main
 from seal_lightning.configure import load_config, to_flat_dict
+from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,5 +205,12 @@ def test_missing_strategy_file_names_it(tmp_path):
 
 
 def test_shipped_strategy_files_load():
-    config = load_config("conf/continual.yaml", [], strategy_files=True)
-    assert config.continual.strategies == ["naive", "replay", "ewc", "lwf", "gated"]
+    every = ",".join(STRATEGIES)
+    config = load_config("conf/continual.yaml", [f"continual.strategy={every}"], strategy_files=True)
+    assert config.continual.strategies == list(STRATEGIES)
+    assert (config.continual.replay_mix.share, config.continual.gate_search.steps) == (0.5, 6)
+    for name in ("continual.yaml", "continual_squad.yaml"):
+        shipped = load_config(f"conf/{name}", [], strategy_files=True).continual
+        assert (shipped.passages, shipped.sequences, shipped.strategies) == (
+            8, 4, ["naive", "replay_mix", "olora", "gate_search"]
+        )  # fmt: skip

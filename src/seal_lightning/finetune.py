@@ -7,12 +7,13 @@ tokens only (the inner loop's documents have an empty prompt) and padding masked
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TypeVar
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies import ParallelStrategy
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -158,7 +159,8 @@ class LoRAFineTuneModule(L.LightningModule):
         world = self.ranks.world_size
         labelled = int(self.sum_over_ranks((batch["labels"][:, 1:] != IGNORE_INDEX).sum()))
         loss = torch.zeros((), device=batch["labels"].device)
-        for part in micro_batches(batch, self.memory.micro_batch_size):
+        parts = list(micro_batches(batch, self.memory.micro_batch_size))
+        for index, part in enumerate(parts):
             log_probs, _, _ = token_scores(
                 self.model,
                 next_token_targets(part["labels"]),
@@ -166,9 +168,16 @@ class LoRAFineTuneModule(L.LightningModule):
                 attention_mask=part["attention_mask"],
             )
             part_loss = -log_probs.sum() / labelled
-            self.manual_backward(part_loss * world)
+            with self.gradient_sync(index == len(parts) - 1):
+                self.manual_backward(part_loss * world)
             loss += part_loss.detach()
         return self.sum_over_ranks(loss)
+
+    def gradient_sync(self, sync: bool) -> AbstractContextManager:
+        """DDP all-reduces the gradients in every backward; a step's micro-batches accumulate locally and only
+        the last one's backward sums them over the ranks (a penalty's backward after it syncs again)."""
+        strategy = self.trainer.strategy
+        return nullcontext() if sync or not isinstance(strategy, ParallelStrategy) else strategy.block_backward_sync()
 
     def sum_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
         """`value` summed over the data-parallel ranks this module trains on (itself, in one process)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from seal_lightning.configure import load_config
+from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.continual.experiment import ContinualExperiment
 from seal_lightning.knowledge.data import load_passages
 from seal_lightning.knowledge.domain import KnowledgeDomain
@@ -26,6 +27,7 @@ def make_small_config(run_dir: Path, *overrides: str):
             f"continual.strategy_dir={REPO / 'conf' / 'strategies'}",
             "continual.passages=3",
             "continual.sequences=1",
+            f"continual.strategy={','.join(STRATEGIES)}",
             "inner.epochs=3",
             "inner.lr=3e-3",
             "sampler.max_new_tokens=48",
