@@ -283,6 +283,7 @@ def track(run_dir: str, uri: str | None) -> int:
 def quiet_libraries() -> None:
     """Keep the terminal for our progress lines: library chatter goes, warnings that matter stay."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # compare reads many small artifacts
     # Both set their loggers' levels when imported, so import them before ours.
     import lightning  # noqa: F401
     import mlflow  # noqa: F401
