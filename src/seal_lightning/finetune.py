@@ -176,8 +176,10 @@ class LoRAFineTuneModule(L.LightningModule):
     def gradient_sync(self, sync: bool) -> AbstractContextManager:
         """DDP all-reduces the gradients in every backward; a step's micro-batches accumulate locally and only
         the last one's backward sums them over the ranks (a penalty's backward after it syncs again)."""
+        if sync or self.ranks.world_size == 1:
+            return nullcontext()
         strategy = self.trainer.strategy
-        return nullcontext() if sync or not isinstance(strategy, ParallelStrategy) else strategy.block_backward_sync()
+        return strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) else nullcontext()
 
     def sum_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
         """`value` summed over the data-parallel ranks this module trains on (itself, in one process)."""
