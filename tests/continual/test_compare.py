@@ -87,3 +87,9 @@ def test_the_target_is_reached_only_where_both_shares_clear_it():
     assert forgetting.high < 0.5 and plasticity.low > 0.9
     rows = {line.split()[0]: line for line in format_target(shares).splitlines()[2:]}
     assert rows["replay"].endswith("reached") and rows["ewc"].endswith("missed") and set(rows) == {"replay", "ewc"}
+
+
+def test_naive_alone_gets_no_difference_section():
+    orders = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"], ["a", "c", "b"]]
+    text = format_intervals({"naive": artifact(0.3, 0.8, orders)}, resamples=200)
+    assert "difference from" not in text and text.splitlines()[-1].startswith("naive")

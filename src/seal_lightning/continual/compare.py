@@ -77,7 +77,7 @@ def compare(
             + format_summary(summaries, seconds)
             + "\n\n"
             + format_intervals(artifacts, resamples)
-            + ("\n\n" + format_target(shares) if shares else "")
+            + ("\n\n" + format_target(shares) if len(shares) > 1 else "")
         )
         points |= {f"{name} ({experiment})" if len(experiments) > 1 else name: share for name, share in shares.items()}
         matrices = {name: np.array(artifact["mean_over_sequences"]) for name, artifact in artifacts.items()}
@@ -123,7 +123,7 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     for name, cell in cells.items():
         row = [nested_bootstrap(cell[key], resamples) for key, _ in INTERVAL_COLUMNS]
         lines.append(f"{name:<12}" + "".join(f"{value!s:>26}" for value in row))
-    if BASELINE not in cells:
+    if BASELINE not in cells or len(cells) == 1:
         return "\n".join(lines)
     lines += ["", f"difference from {BASELINE}, paired by order and passage (* the interval excludes 0)", header]
     for name, cell in cells.items():
