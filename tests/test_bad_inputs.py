@@ -185,6 +185,16 @@ CASES: dict[str, Bad] = {
     "continual-conflict-ewc": Bad(
         args("continual", "continual.ewc.mode=separate"), "continual.ewc.decay_factor must be set for mode=online"
     ),
+    "continual-negative-penalty": Bad(
+        args("continual", "continual.olora.orthogonality=-1"), "continual.olora.orthogonality must be >= 0, got -1.0"
+    ),
+    "continual-no-bisection": Bad(
+        args("continual", "continual.gate_search.steps=0"), "continual.gate_search.steps must be positive, got 0"
+    ),
+    "continual-mixed-replay-policy": Bad(
+        args("continual", "continual.replay_mix.policy=fifo"),
+        "continual.replay_mix.policy='fifo' is not one of: balanced, reservoir",
+    ),
     "continual-on-arc": Bad(args("continual", "domain=arc"), "continual streams self-edits as documents to learn"),
     "continual-strategy-file-missing": Bad(
         args("continual", "continual.strategy=ewc", "continual.strategy_dir=/no/such/dir"),

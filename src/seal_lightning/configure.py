@@ -26,6 +26,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.device": ("auto", "cpu", "cuda"),
     "sampler.backend": ("hf", "vllm"),
     "continual.replay.policy": ("balanced", "reservoir"),
+    "continual.replay_mix.policy": ("balanced", "reservoir"),
     "continual.ewc.mode": ("separate", "online"),
     "data.builtin_split": ("train", "validation", "test"),
 }
@@ -35,8 +36,9 @@ POSITIVE: tuple[str, ...] = (
     "outer.lr", "outer.epochs", "outer.batch_size", "outer.max_length", "outer.lora.rank",
     "reward.max_new_tokens", "reward.batch_size", "reward.judge.timeout_s", "heldout.selfedits", "heldout.resamples",
     "continual.passages", "continual.sequences",
-    "continual.replay.memory_size", "continual.lwf.batch_size", "continual.lwf.temperature",
-    "continual.gated.probe_documents", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
+    "continual.replay.memory_size", "continual.replay_mix.memory_size", "continual.lwf.batch_size",
+    "continual.lwf.temperature", "continual.gated.probe_documents", "continual.gate_search.probe_documents",
+    "continual.gate_search.steps", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
     "sampler.vllm.max_model_len", "sampler.vllm.max_lora_rank", "sampler.vllm.max_loras",
     "sampler.vllm.tensor_parallel_size", "inner.lora.alpha",
     "outer.lora.alpha",
@@ -46,6 +48,12 @@ NON_NEGATIVE: tuple[str, ...] = (
     "outer.anchor",
     "reward.judge.retries",
     "reward.judge.backoff_s",
+    "continual.replay_mix.share",
+    "continual.ewc.ewc_lambda",
+    "continual.lwf.alpha",
+    "continual.gated.tolerance",
+    "continual.gate_search.tolerance",
+    "continual.olora.orthogonality",
 )
 # Fractions: a None value (vLLM's memory share: the backend's default) is not checked.
 FRACTIONS: tuple[tuple[str, str], ...] = (

@@ -79,7 +79,8 @@ def compare(
             + format_intervals(artifacts, resamples)
             + ("\n\n" + format_target(shares) if len(shares) > 1 else "")
         )
-        points.setdefault(BASELINE, shares.get(BASELINE))  # (1, 1) in every setting, by definition: drawn once
+        if BASELINE in shares:  # (1, 1) in every setting, by definition: drawn once
+            points.setdefault(BASELINE, shares[BASELINE])
         points |= {
             f"{name} ({experiment})" if len(experiments) > 1 else name: share
             for name, share in shares.items()
@@ -88,7 +89,6 @@ def compare(
         matrices = {name: np.array(artifact["mean_over_sequences"]) for name, artifact in artifacts.items()}
         figure = store.path(f"{folder}/comparison{'_' + experiment if len(experiments) > 1 else ''}.png")
         figures.append(plots.save_comparison_figure(figure, matrices, reference_matrix))
-    points = {label: share for label, share in points.items() if share is not None}
     if points:
         tradeoff = (FORGETTING_TARGET, PLASTICITY_TARGET)
         figures.append(plots.save_tradeoff_figure(store.path(f"{folder}/tradeoff.png"), points, tradeoff))

@@ -127,11 +127,3 @@ def validate_continual(config: ContinualConfig) -> None:
         raise ConfigError("continual.ewc.decay_factor must be set for mode=online and null for mode=separate")
     if not config.gated.scales or not all(0 < scale <= 1 for scale in config.gated.scales):
         raise ConfigError(f"continual.gated.scales must be numbers in (0, 1], got {config.gated.scales}")
-    if min(config.gated.tolerance, config.gate_search.tolerance, config.ewc.ewc_lambda, config.lwf.alpha,
-           config.olora.orthogonality, config.replay_mix.share) < 0:  # fmt: skip
-        raise ConfigError(
-            "continual.gated.tolerance, gate_search.tolerance, ewc.ewc_lambda, lwf.alpha, olora.orthogonality "
-            "and replay_mix.share must be >= 0"
-        )
-    if config.gate_search.steps < 1:
-        raise ConfigError(f"continual.gate_search.steps must be at least 1, got {config.gate_search.steps}")
