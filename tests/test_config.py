@@ -61,6 +61,11 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["reward.name=bleu"], "answer_loglik, token_accuracy, exact_match, f1, llm_judge"),
         (["continual.strategy=naive,magic"], "continual.strategy names 'magic'; valid strategies: naive, replay"),
         (["continual.strategy=naive,naive"], "names a strategy twice"),
+        (["continual.strategy=naive,olora+magic"], "continual.strategy names 'magic'; valid strategies"),
+        (["continual.strategy=naive+olora"], "combine distinct strategies other than naive"),
+        (["continual.strategy=olora+olora"], "combine distinct strategies other than naive"),
+        (["continual.strategy=replay+replay_mix"], "replay and replay_mix do one job"),
+        (["continual.strategy=gate_search+olora+gated"], "gate_search and gated do one job"),
         (["continual.passages=1"], "continual.passages must be at least 2"),
         (["continual.ewc.mode=separate"], "decay_factor must be set for mode=online and null for mode=separate"),
         (["continual.gated.scales=[1.5]"], "continual.gated.scales must be numbers in (0, 1]"),
@@ -197,6 +202,15 @@ def test_strategy_files_sit_between_the_schema_and_the_overrides(tmp_path):
     )
     # Other commands never read strategy files.
     assert load_config(None, base).continual.replay.memory_size == 32
+
+
+def test_a_combined_strategy_reads_every_parts_file(tmp_path):
+    (tmp_path / "replay_mix.yaml").write_text("share: 0.25\n")
+    (tmp_path / "olora.yaml").write_text("orthogonality: 3.0\n")
+    base = [f"continual.strategy_dir={tmp_path}", "continual.strategy=naive,replay_mix+olora"]
+    config = load_config(None, base, strategy_files=True).continual
+    assert (config.replay_mix.share, config.olora.orthogonality) == (0.25, 3.0)
+    assert config.strategies == ["naive", "replay_mix+olora"]
 
 
 def test_missing_strategy_file_names_it(tmp_path):

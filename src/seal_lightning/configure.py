@@ -102,7 +102,7 @@ def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
     """`continual.NAME` nodes read from each selected strategy's YAML file (naive has no settings)."""
     folder = Path(merged.continual.strategy_dir)
     layers = []
-    for name in ContinualConfig(strategy=merged.continual.strategy).strategies:
+    for name in ContinualConfig(strategy=merged.continual.strategy).components:
         if name not in STRATEGIES or name == "naive":
             continue
         path = folder / f"{name}.yaml"

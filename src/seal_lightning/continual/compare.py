@@ -17,7 +17,7 @@ import numpy as np
 
 from seal_lightning.continual import metrics, plots
 from seal_lightning.continual.config import STRATEGIES
-from seal_lightning.continual.experiment import TABLE_COLUMNS, format_summary
+from seal_lightning.continual.experiment import TABLE_COLUMNS, format_summary, name_width
 from seal_lightning.errors import DataError
 from seal_lightning.stats import PairedDifference, nested_bootstrap, nested_bootstrap_ratio
 from seal_lightning.store import RunStore
@@ -120,7 +120,8 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     run on other orders than naive's (or logged before orders were recorded) is not paired."""
     cells = _cells(artifacts)
     counts = sorted({len(artifact["per_sequence"]) for artifact in artifacts.values()})
-    header = f"{'':<12}" + "".join(f"{label:>26}" for _, label in INTERVAL_COLUMNS)
+    width = name_width(cells)
+    header = f"{'':<{width}}" + "".join(f"{label:>26}" for _, label in INTERVAL_COLUMNS)
     lines = [
         f"95% intervals: two-level bootstrap over {'/'.join(map(str, counts))} orders and their passages "
         f"({resamples} resamples)",
@@ -128,7 +129,7 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     ]
     for name, cell in cells.items():
         row = [nested_bootstrap(cell[key], resamples) for key, _ in INTERVAL_COLUMNS]
-        lines.append(f"{name:<12}" + "".join(f"{value!s:>26}" for value in row))
+        lines.append(f"{name:<{width}}" + "".join(f"{value!s:>26}" for value in row))
     if BASELINE not in cells or len(cells) == 1:
         return "\n".join(lines)
     lines += ["", f"difference from {BASELINE}, paired by order and passage (* the interval excludes 0)", header]
@@ -136,11 +137,11 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
         if name == BASELINE:
             continue
         if not _paired(artifacts, name):
-            lines.append(f"{name:<12} not paired: its orders are not {BASELINE}'s (or were not recorded)")
+            lines.append(f"{name:<{width}} not paired: its orders are not {BASELINE}'s (or were not recorded)")
             continue
         row = [nested_bootstrap(cell[key] - cells[BASELINE][key], resamples) for key, _ in INTERVAL_COLUMNS]
         marked = [f"{value}{'*' if value.excludes_zero else ' '}" for value in row]
-        lines.append(f"{name:<12}" + "".join(f"{cell_text:>26}" for cell_text in marked))
+        lines.append(f"{name:<{width}}" + "".join(f"{cell_text:>26}" for cell_text in marked))
     return "\n".join(lines)
 
 
@@ -162,10 +163,11 @@ def shares_of_baseline(artifacts: dict[str, dict], resamples: int) -> dict[str, 
 def format_target(shares: dict[str, tuple[PairedDifference, ...]]) -> str:
     """Whether each strategy reaches the target: reached where both intervals clear it, missed where either
     interval excludes it, undecided otherwise."""
+    width = name_width(shares)
     lines = [
         f"target: forgetting at most {FORGETTING_TARGET:.0%} of {BASELINE}'s and plasticity at least "
         f"{PLASTICITY_TARGET:.0%} of it (shares of {BASELINE}'s, paired, 95% intervals)",
-        f"{'':<12}{'forgetting / naive':>26}{'plasticity / naive':>26}{'target':>12}",
+        f"{'':<{width}}{'forgetting / naive':>26}{'plasticity / naive':>26}{'target':>12}",
     ]
     for name, (forgetting, plasticity) in shares.items():
         if name == BASELINE:
@@ -176,7 +178,7 @@ def format_target(shares: dict[str, tuple[PairedDifference, ...]]) -> str:
             verdict = "missed"
         else:
             verdict = "undecided"
-        lines.append(f"{name:<12}{_share(forgetting):>26}{_share(plasticity):>26}{verdict:>12}")
+        lines.append(f"{name:<{width}}{_share(forgetting):>26}{_share(plasticity):>26}{verdict:>12}")
     return "\n".join(lines)
 
 

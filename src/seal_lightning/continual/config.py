@@ -104,10 +104,34 @@ class ContinualConfig:
 
     @property
     def strategies(self) -> list[str]:
+        """The compared strategies; `a+b` is one strategy whose plugins are both a's and b's."""
         return [name.strip() for name in self.strategy.split(",") if name.strip()]
+
+    @property
+    def components(self) -> list[str]:
+        """Every single strategy the compared ones use, each once (whose settings they read)."""
+        return list(dict.fromkeys(part for name in self.strategies for part in parts(name)))
 
 
 STRATEGIES = ("naive", "replay", "replay_mix", "ewc", "lwf", "gated", "gate_search", "olora")
+# Strategies that do one job two ways: combining them would rehearse twice or gate twice.
+SAME_JOB = ({"replay", "replay_mix"}, {"gated", "gate_search"})
+
+
+def parts(name: str) -> list[str]:
+    """The single strategies a (possibly combined, `a+b`) strategy name is made of."""
+    return [part.strip() for part in name.split("+")]
+
+
+def _check_combination(name: str) -> None:
+    combined = parts(name)
+    if len(combined) == 1:
+        return
+    if "naive" in combined or len(set(combined)) != len(combined):
+        raise ConfigError(f"continual.strategy combines {name!r}; combine distinct strategies other than naive")
+    for job in SAME_JOB:
+        if len(job & set(combined)) > 1:
+            raise ConfigError(f"continual.strategy combines {name!r}; {' and '.join(sorted(job))} do one job")
 
 
 def validate_continual(config: ContinualConfig) -> None:
@@ -115,8 +139,10 @@ def validate_continual(config: ContinualConfig) -> None:
     if not names:
         raise ConfigError("continual.strategy is empty; name one or more of: " + ", ".join(STRATEGIES))
     for name in names:
-        if name not in STRATEGIES:
-            raise ConfigError(f"continual.strategy names {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+        for part in parts(name):
+            if part not in STRATEGIES:
+                raise ConfigError(f"continual.strategy names {part!r}; valid strategies: {', '.join(STRATEGIES)}")
+        _check_combination(name)
     if len(set(names)) != len(names):
         raise ConfigError(f"continual.strategy names a strategy twice: {config.strategy!r}")
     if config.passages < 2:

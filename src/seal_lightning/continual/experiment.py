@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from transformers import PreTrainedModel
 
 from seal_lightning.configure import to_flat_dict
 from seal_lightning.continual import metrics, plots
-from seal_lightning.continual.config import ContinualConfig
+from seal_lightning.continual.config import ContinualConfig, parts
 from seal_lightning.continual.learner import SequentialEditor
 from seal_lightning.continual.strategies import build_plugins
 from seal_lightning.continual.stream import passage_stream
@@ -92,7 +93,8 @@ class ContinualExperiment:
             self.tracker.set_tags({"seal.kind": "continual"})
             self.run_sequences(documents)
             for strategy in self.config.strategies:
-                params = {k: v for k, v in flat.items() if k.startswith(f"continual.{strategy}.")}
+                prefixes = tuple(f"continual.{part}." for part in parts(strategy))
+                params = {k: v for k, v in flat.items() if k.startswith(prefixes)}
                 with self.tracker.run(f"{FOLDER}/{strategy}", strategy, {**shared, **params, "strategy": strategy}):
                     self.tracker.set_tags({"seal.kind": "continual_strategy", "seal.strategy": strategy})
                     result = self.strategy_result(strategy)
@@ -203,11 +205,17 @@ TABLE_COLUMNS = (
 )
 
 
+def name_width(names: Iterable[str]) -> int:
+    """The strategy column's width: 12, or wider for a longer (combined) name."""
+    return max(12, *(len(name) + 1 for name in names))
+
+
 def format_summary(results: dict[str, dict[str, tuple[float, float]]], seconds: dict[str, float]) -> str:
     """Strategy x (average accuracy, forgetting, BWT, plasticity, time): mean ± std over orders."""
-    header = f"{'strategy':<12}" + "".join(f"{label:>17}" for _, label in TABLE_COLUMNS) + f"{'s/step':>9}"
+    width = name_width(results)
+    header = f"{'strategy':<{width}}" + "".join(f"{label:>17}" for _, label in TABLE_COLUMNS) + f"{'s/step':>9}"
     rows = [
-        f"{name:<12}"
+        f"{name:<{width}}"
         + "".join(f"{f'{summary[key][0]:+.3f} ± {summary[key][1]:.3f}':>17}" for key, _ in TABLE_COLUMNS)
         + f"{seconds[name]:>9.1f}"
         for name, summary in results.items()

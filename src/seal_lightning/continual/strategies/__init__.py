@@ -7,6 +7,8 @@
 - gated, gate_search: ours; merge an update at the largest scale that keeps a probe of earlier passages
   within a tolerance (a few scales, or bisection).
 - olora: each edit's LoRA kept out of the input subspaces of earlier edits (O-LoRA's penalty).
+
+Strategies combine: `replay_mix+olora` runs both plugins in one sequence (the lowest merge scale wins).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from transformers import PreTrainedTokenizerBase
 
 from seal_lightning.config import SealConfig
+from seal_lightning.continual.config import parts
 from seal_lightning.continual.learner import ContinualPlugin
 from seal_lightning.continual.strategies.ewc import EWC
 from seal_lightning.continual.strategies.gated import GatedMerge, GateSearch
@@ -25,7 +28,12 @@ from seal_lightning.continual.strategies.replay import MixedReplay, Replay
 def build_plugins(
     name: str, config: SealConfig, tokenizer: PreTrainedTokenizerBase, seed: int
 ) -> list[ContinualPlugin]:
-    """The plugins of one strategy, fresh for one sequence of the stream."""
+    """The plugins of one strategy, fresh for one sequence of the stream; a combined one (`a+b`) has
+    every part's, in order."""
+    return [plugin for part in parts(name) for plugin in _single(part, config, tokenizer, seed)]
+
+
+def _single(name: str, config: SealConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> list[ContinualPlugin]:
     continual = config.continual
     targets = list(config.inner.lora.target_modules)
     match name:
