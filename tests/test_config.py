@@ -67,6 +67,7 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["continual.strategy=replay+replay_mix"], "replay and replay_mix do one job"),
         (["continual.strategy=gate_search+olora+gated"], "gate_search and gated do one job"),
         (["continual.passages=1"], "continual.passages must be at least 2"),
+        (["outer.strategy=zero3"], "outer.strategy='zero3' is not one of: ddp, fsdp"),
         (["continual.ewc.mode=separate"], "decay_factor must be set for mode=online and null for mode=separate"),
         (["continual.gated.scales=[1.5]"], "continual.gated.scales must be numbers in (0, 1]"),
         (["continual.replay.policy=fifo"], "continual.replay.policy='fifo' is not one of: balanced, reservoir"),

@@ -34,7 +34,7 @@ TINY = [
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def fit_command(run_dir: Path, processes: int) -> list[str]:
+def fit_command(run_dir: Path, processes: int, *overrides: str) -> list[str]:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     return [
         *(launcher if processes > 1 else [sys.executable]),
@@ -43,11 +43,14 @@ def fit_command(run_dir: Path, processes: int) -> list[str]:
         "fit",
         f"run_dir={run_dir}",
         *TINY,
+        *overrides,
     ]
 
 
-def fit(run_dir: Path, processes: int) -> subprocess.CompletedProcess:
-    done = subprocess.run(fit_command(run_dir, processes), env=ONE_THREAD, capture_output=True, text=True, timeout=900)
+def fit(run_dir: Path, processes: int, *overrides: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        fit_command(run_dir, processes, *overrides), env=ONE_THREAD, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -96,6 +99,14 @@ def test_two_processes_fit_what_one_process_fits(one_process, tmp_path):
     )
     rounds = {r.info.run_name: r for r in runs}
     assert rounds["round_1"].data.metrics["rank0_loops"] + rounds["round_1"].data.metrics["rank1_loops"] == 4
+
+
+def test_two_processes_under_fsdp_fit_what_one_process_fits(one_process, tmp_path):
+    """The M-step with its decoder layers sharded across the ranks (FSDP2), then gathered and merged into
+    the policy reloaded from disk: the same steps, so the same policies, rewards and kept sets."""
+    run_dir = tmp_path / "run"
+    fit(run_dir, 2, "outer.strategy=fsdp")
+    assert_same_results(one_process, run_dir)
 
 
 def descendants(pid: int) -> list[int]:

@@ -170,6 +170,10 @@ class OuterConfig:
     # a 24 GiB machine on the built-in model, one row at a time peaks at 4.2 GiB and is faster on a CPU
     # (less padding; benchmarks/memory.py). The update is still the whole batch's.
     memory: TrainingMemory = field(default_factory=lambda: TrainingMemory(micro_batch_size=1))
+    # How the M-step trains over several ranks (torchrun, srun; one process ignores it): ddp, every rank
+    # holds the whole model and its training state; fsdp, PyTorch FSDP2 shards the weights, gradients and
+    # optimizer states across the ranks, for an M-step that does not fit one device.
+    strategy: str = "ddp"
 
 
 @dataclass

@@ -25,6 +25,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "model.device": ("auto", "cpu", "cuda"),
     "sampler.backend": ("hf", "vllm"),
+    "outer.strategy": ("ddp", "fsdp"),
     "continual.replay.policy": ("balanced", "reservoir"),
     "continual.replay_mix.policy": ("balanced", "reservoir"),
     "continual.ewc.mode": ("separate", "online"),

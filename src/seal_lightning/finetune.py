@@ -22,6 +22,7 @@ from seal_lightning.config import LoRAConfig, TrainingMemory
 from seal_lightning.distributed import Ranks
 from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.output_head import next_token_targets, token_scores
+from seal_lightning.sharding import is_sharded, shard, sharding_strategy
 
 T = TypeVar("T")
 
@@ -42,13 +43,16 @@ def quiet_trainer(
     logger: Logger | bool = False,
     callbacks: list[L.Callback] | None = None,
     ranks: Ranks | None = None,
+    sharded: bool = False,
 ) -> L.Trainer:
     """A Trainer on the model's own device, without checkpoints or bars: inner loops run by the hundred.
-    With several `ranks`, one data-parallel Trainer (DDP) over all of them, on the launcher's process group;
-    the batches are the ranks' own (`RankBatches`), so Lightning's distributed sampler is not used."""
+    With several `ranks`, one data-parallel Trainer over all of them, on the launcher's process group: DDP,
+    or FSDP where `sharded`; the batches are the ranks' own (`RankBatches`), so Lightning's distributed
+    sampler is not used."""
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     if ranks is not None and ranks.world_size > 1:
-        placement: dict = {"strategy": "ddp", "devices": ranks.local_world_size, "num_nodes": ranks.nodes}
+        strategy = sharding_strategy(ranks) if sharded else "ddp"
+        placement: dict = {"strategy": strategy, "devices": ranks.local_world_size, "num_nodes": ranks.nodes}
         placement["use_distributed_sampler"] = False
     else:
         placement = {"devices": [device.index or 0] if device.type == "cuda" else 1}
@@ -189,6 +193,11 @@ class LoRAFineTuneModule(L.LightningModule):
         """A term added to each step's loss (the M-step's regularisers); none here."""
         return None
 
+    def configure_model(self) -> None:
+        """Under FSDP (`sharded` fit over several ranks), shard the model before the optimizer is built."""
+        if is_sharded(self.trainer):
+            shard(self.model, self.device_mesh["data_parallel"])
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=self.lr)
 
@@ -202,9 +211,11 @@ class LoRAFineTuneModule(L.LightningModule):
         logger: Logger | bool = False,
         callbacks: list[L.Callback] | None = None,
         ranks: Ranks | None = None,
+        sharded: bool = False,
     ) -> None:
         """Train on `examples` with a Lightning Trainer (shuffled each epoch, seeded); with several `ranks`,
-        data-parallel over them, each rank on its rows of every batch."""
+        data-parallel over them, each rank on its rows of every batch, the model sharded where `sharded`
+        (then `self.model` stays sharded: `sharding.unsharded` makes it whole)."""
         device = self.model.device
         self.ranks = ranks = ranks or Ranks()
         placeholder = {**examples[0], "labels": [IGNORE_INDEX] * len(examples[0]["labels"])}
@@ -213,7 +224,7 @@ class LoRAFineTuneModule(L.LightningModule):
             batch_sampler=RankBatches(len(examples), batch_size, self.seed, ranks, placeholder=len(examples)),
             collate_fn=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
         )
-        trainer = quiet_trainer(device, epochs, logger, callbacks, ranks)
+        trainer = quiet_trainer(device, epochs, logger, callbacks, ranks, sharded)
         self.model.train()
         with activation_checkpointing(self.model, self.memory.activation_checkpointing):
             trainer.fit(self, loader)

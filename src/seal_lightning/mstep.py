@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
@@ -15,6 +16,7 @@ from seal_lightning.config import OuterConfig
 from seal_lightning.distributed import Ranks
 from seal_lightning.examples import example_length, tokenize_example
 from seal_lightning.finetune import LoRAFineTuneModule
+from seal_lightning.sharding import unsharded
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,12 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         logger: Logger | bool = False,
         callbacks: list[L.Callback] | None = None,
         ranks: Ranks | None = None,
+        reload: Callable[[], PreTrainedModel] | None = None,
     ) -> float:
         """Train on the pairs; returns the mean SFT loss of the last epoch. The ReST-EM callbacks among
         `callbacks` may add penalties to each step's loss (`mstep_penalty`). With several `ranks`, data-parallel
-        (DDP) over them: the same steps as one process, each rank on its rows of every batch."""
+        (`outer.strategy`: DDP or FSDP) over them: the same steps as one process, each rank on its rows of
+        every batch; the model is whole again afterwards, the policy from `reload` under FSDP."""
         self.plugins = [c for c in callbacks or [] if isinstance(c, ReSTEMCallback)]
         examples = sft_examples(pairs, tokenizer, self.config.max_length)
         self.fit(
@@ -59,10 +63,18 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
             logger=logger,
             callbacks=callbacks,
             ranks=ranks,
+            sharded=self.sharded(ranks),
         )
+        if self.sharded(ranks):
+            if reload is None:
+                raise ValueError("an FSDP M-step needs `reload`: it shards its policy in place")
+            self.model = unsharded(self.model, reload)
         steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
         last_epoch = self.losses[-steps_per_epoch:]
         return sum(last_epoch) / len(last_epoch)
+
+    def sharded(self, ranks: Ranks | None) -> bool:
+        return self.config.strategy == "fsdp" and ranks is not None and ranks.world_size > 1
 
     def merged(self) -> PreTrainedModel:
         return self.model.merge_and_unload()

@@ -137,7 +137,7 @@ class ReSTEM:
             store.write_json(f"{prefix}/kept.json", [asdict(k) | {"gain": k.gain} for k in kept])
             lines = [json.dumps(asdict(s) | {"gain": s.gain}, ensure_ascii=False) for s in scored]
             store.write_text(f"{prefix}/selfedits_scored.jsonl", "\n".join(lines) + "\n")
-            mstep_loss = self.m_step(prefix, policy, pairs, round_index)
+            mstep_loss = self.m_step(prefix, policy, policy_path, pairs, round_index)
             self.runtime.ranks.barrier()  # the round's policy is on disk for every rank
             # Training documents of the round's self-edits that inner.max_length cuts.
             documents_cut = sum(truncated_examples(u, self.runtime.tokenizer) for u in updates.values())
@@ -268,10 +268,12 @@ class ReSTEM:
         self,
         prefix: str,
         policy: PreTrainedModel,
+        policy_path: str,
         pairs: list[SFTPair],
         round_index: int,
     ) -> float:
-        """SFT on the kept pairs, save the adapter, merge, save the merged policy. No pairs: policy unchanged."""
+        """SFT on the kept pairs, save the adapter, merge, save the merged policy. No pairs: policy unchanged.
+        Under FSDP the M-step shards `policy` in place and merges into a copy reloaded from `policy_path`."""
         store = self.runtime.store
         if not pairs:
             print(f"{prefix}: no self-edit was kept; the policy carries over unchanged")
@@ -282,7 +284,12 @@ class ReSTEM:
             module = ReSTEMPolicyModule(policy, self.outer, seed=self.seed + round_index)
             logger = self.runtime.tracker.lightning_logger(prefix="mstep")
             loss = module.learn(
-                pairs, self.runtime.tokenizer, logger=logger, callbacks=self.callbacks, ranks=self.runtime.ranks
+                pairs,
+                self.runtime.tokenizer,
+                logger=logger,
+                callbacks=self.callbacks,
+                ranks=self.runtime.ranks,
+                reload=lambda: self.runtime.load_model(policy_path),
             )
         with self.profile.phase("save_adapter"):
             store.write_dir(f"{prefix}/adapter", module.model.save_pretrained)
