@@ -93,3 +93,16 @@ def test_naive_alone_gets_no_difference_section():
     orders = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"], ["a", "c", "b"]]
     text = format_intervals({"naive": artifact(0.3, 0.8, orders)}, resamples=200)
     assert "difference from" not in text and text.splitlines()[-1].startswith("naive")
+
+
+def test_a_run_on_fewer_of_the_same_orders_is_paired_on_those():
+    """More `continual.sequences` extend the same seeded orders: a strategy run on naive's first two orders
+    pairs with naive on those two, and its row says so."""
+    orders = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"], ["a", "c", "b"]]
+    shorter = artifact(0.1, 0.8, orders)
+    shorter = {"per_sequence": shorter["per_sequence"][:2], "orders": orders[:2]}
+    artifacts = {"naive": artifact(0.3, 0.8, orders), "replay": shorter}
+    lines = format_intervals(artifacts, resamples=500).splitlines()
+    replay = [line for line in lines if line.startswith("replay")][-1]
+    assert replay.endswith("on the first 2 orders") and "not paired" not in replay
+    assert set(shares_of_baseline(artifacts, resamples=500)) == {"naive", "replay"}

@@ -108,16 +108,33 @@ def _cells(artifacts: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def _paired(artifacts: dict[str, dict], name: str) -> bool:
-    """Whether `name` ran on naive's orders, recorded, so its cells pair with naive's."""
-    orders = artifacts[name].get("orders")
-    return orders is not None and orders == artifacts[BASELINE].get("orders")
+def _shared_orders(artifacts: dict[str, dict], name: str) -> int:
+    """How many of the first orders `name` ran are naive's, recorded (0: its cells do not pair with naive's).
+    Orders are drawn from one seeded stream, so a run with more `continual.sequences` extends a shorter one."""
+    mine, naive = artifacts[name].get("orders"), artifacts[BASELINE].get("orders")
+    shared = 0
+    for order, baseline_order in zip(mine or [], naive or [], strict=False):
+        if order != baseline_order:
+            break
+        shared += 1
+    return shared
+
+
+def _paired_cells(
+    artifacts: dict[str, dict], cells: dict[str, dict[str, np.ndarray]], name: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """`name`'s cells and naive's on the orders both ran, or None where they share none."""
+    shared = _shared_orders(artifacts, name)
+    if not shared:
+        return None
+    return {k: v[:shared] for k, v in cells[name].items()}, {k: v[:shared] for k, v in cells[BASELINE].items()}
 
 
 def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     """Each strategy's metrics with 95% intervals, and each one's difference from naive paired by order and
     stream position (the same passage), both from a two-level bootstrap over orders and passages. A strategy
-    run on other orders than naive's (or logged before orders were recorded) is not paired."""
+    run on other orders than naive's (or logged before orders were recorded) is not paired; one that ran
+    fewer or more orders than naive is paired on the orders both ran, and its row says how many."""
     cells = _cells(artifacts)
     counts = sorted({len(artifact["per_sequence"]) for artifact in artifacts.values()})
     width = name_width(cells)
@@ -136,12 +153,20 @@ def format_intervals(artifacts: dict[str, dict], resamples: int) -> str:
     for name, cell in cells.items():
         if name == BASELINE:
             continue
-        if not _paired(artifacts, name):
+        paired = _paired_cells(artifacts, cells, name)
+        if paired is None:
             lines.append(f"{name:<{width}} not paired: its orders are not {BASELINE}'s (or were not recorded)")
             continue
-        row = [nested_bootstrap(cell[key] - cells[BASELINE][key], resamples) for key, _ in INTERVAL_COLUMNS]
+        mine, naive = paired
+        row = [nested_bootstrap(mine[key] - naive[key], resamples) for key, _ in INTERVAL_COLUMNS]
         marked = [f"{value}{'*' if value.excludes_zero else ' '}" for value in row]
-        lines.append(f"{name:<{width}}" + "".join(f"{cell_text:>26}" for cell_text in marked))
+        shared = len(mine["forgetting"])
+        note = (
+            f"  on the first {shared} orders"
+            if shared < max(len(cell["forgetting"]), len(cells[BASELINE]["forgetting"]))
+            else ""
+        )
+        lines.append(f"{name:<{width}}" + "".join(f"{cell_text:>26}" for cell_text in marked) + note)
     return "\n".join(lines)
 
 
@@ -151,12 +176,10 @@ def shares_of_baseline(artifacts: dict[str, dict], resamples: int) -> dict[str, 
     if BASELINE not in artifacts:
         return {}
     cells = _cells(artifacts)
+    paired = {name: _paired_cells(artifacts, cells, name) for name in cells}
     return {
-        name: tuple(
-            nested_bootstrap_ratio(cell[key], cells[BASELINE][key], resamples) for key in ("forgetting", "plasticity")
-        )
-        for name, cell in cells.items()
-        if name == BASELINE or _paired(artifacts, name)
+        name: tuple(nested_bootstrap_ratio(mine[key], naive[key], resamples) for key in ("forgetting", "plasticity"))
+        for name, (mine, naive) in ((name, pair) for name, pair in paired.items() if pair is not None)
     }
 
 
