@@ -227,5 +227,5 @@ def test_shipped_strategy_files_load():
     for name in ("continual.yaml", "continual_squad.yaml"):
         shipped = load_config(f"conf/{name}", [], strategy_files=True).continual
         assert (shipped.passages, shipped.sequences, shipped.strategies) == (
-            8, 4, ["naive", "replay_mix", "olora", "gate_search"]
+            8, 4, ["naive", "replay_mix", "olora", "gate_search", "replay_mix+olora"]
         )  # fmt: skip
