@@ -5,7 +5,7 @@ paper's M-step (rank 64 on every projection, lr 3e-4) moves the answers of quest
 on (fit's held-out `no_update` row falls round after round), and the SEAL row falls with it. The anchor
 adds `outer.anchor` x KL(starting policy || policy) over the answer tokens of the round's own training
 questions to each M-step loss, as LwF distils toward the model before an update. The starting policy is
-the M-step's base with its adapter disabled, so it costs no second copy; the gold answers only mark
+the M-step's base with its adapter scaled to 0, so it costs no second copy; the gold answers only mark
 positions, the target is the starting policy's own distribution, so the anchor teaches no answer.
 """
 
@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.domains import Domain, Item
 from seal_lightning.examples import IGNORE_INDEX, pad_batch
+from seal_lightning.finetune import adapter_off
 from seal_lightning.rewards import answer_sequences
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class AnswerAnchor(ReSTEMCallback):
         picked = self.rng.sample(self.examples, min(self.batch_size, len(self.examples)))
         batch = {k: v.to(module.model.device) for k, v in pad_batch(picked, self.tokenizer.pad_token_id).items()}
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        with torch.no_grad(), module.model.disable_adapter():
+        with torch.no_grad(), adapter_off(module.model):
             reference = module.model(**inputs).logits
         logits = module.model(**inputs).logits
         # The logits at t predict token t + 1: those that predict answer tokens.

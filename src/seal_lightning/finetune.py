@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.strategies import ParallelStrategy
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
 from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -238,6 +239,26 @@ def micro_batches(batch: dict[str, torch.Tensor], size: int | None) -> Iterator[
     for start in range(0, rows, size or rows):
         width = int(batch["attention_mask"][start : start + (size or rows)].sum(-1).max())
         yield {name: tensor[start : start + (size or rows), :width] for name, tensor in batch.items()}
+
+
+def set_adapter_scale(model: PeftModel, scale: float) -> None:
+    """Scale every LoRA layer's update to `scale` times its trained size (0 merges nothing)."""
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for adapter in module.active_adapters:
+                module.set_scale(adapter, scale)
+
+
+@contextmanager
+def adapter_off(model: PeftModel) -> Iterator[None]:
+    """The base model's outputs inside (the adapter scaled to 0, which adds exactly nothing). PEFT's
+    `disable_adapter` would do it by switching the adapter's `requires_grad` off and on again, and under
+    FSDP the sharded parameters the optimizer trains never get it back: the M-step would stop learning."""
+    set_adapter_scale(model, 0.0)
+    try:
+        yield
+    finally:
+        set_adapter_scale(model, 1.0)
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from seal_lightning.tracking import Tracker
 # Keys that may change between runs on the same directory (or a moved copy) without invalidating finished work.
 RESUMABLE_CHANGES = (
     "run_dir", "outer.rounds", "tracking.", "evaluate.", "sampler.batch_size", "reward.batch_size",
-    "continual.strategy", "continual.sequences", "heldout.", "data.heldout",
+    "continual.strategy", "continual.sequences", "heldout.", "data.heldout", "outer.strategy",
 )  # fmt: skip
 
 

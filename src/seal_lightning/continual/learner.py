@@ -14,11 +14,11 @@ import lightning as L
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
 from peft import PeftModel
-from peft.tuners.lora import LoraLayer
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig
 from seal_lightning.continual.stream import Example, examples_of
+from seal_lightning.finetune import set_adapter_scale
 from seal_lightning.inner import InnerLoRAModule
 
 
@@ -111,11 +111,3 @@ class SequentialEditor:
             plugin.after_training_exp(self, experience)
         figures = {key: value for plugin in self.plugins for key, value in plugin.step_metrics().items()}
         return StepReport(examples=len(examples), scale=scale, loss=module.losses[-1], plugins=figures)
-
-
-def set_adapter_scale(model: PeftModel, scale: float) -> None:
-    """Scale every LoRA layer's update to `scale` times its trained size (0 merges nothing)."""
-    for module in model.modules():
-        if isinstance(module, LoraLayer):
-            for adapter in module.active_adapters:
-                module.set_scale(adapter, scale)

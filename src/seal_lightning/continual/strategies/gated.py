@@ -11,9 +11,10 @@ from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.continual.config import GatedConfig, GateSearchConfig, ProbeGateConfig
-from seal_lightning.continual.learner import ContinualPlugin, SequentialEditor, set_adapter_scale
+from seal_lightning.continual.learner import ContinualPlugin, SequentialEditor
 from seal_lightning.continual.stream import Example
 from seal_lightning.examples import IGNORE_INDEX, pad_batch
+from seal_lightning.finetune import set_adapter_scale
 
 
 class ProbeGate(ContinualPlugin):
