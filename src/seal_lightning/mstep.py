@@ -55,6 +55,7 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         every batch; the model is whole again afterwards, the policy from `reload` under FSDP."""
         self.plugins = [c for c in callbacks or [] if isinstance(c, ReSTEMCallback)]
         examples = sft_examples(pairs, tokenizer, self.config.max_length)
+        sharded = self.config.strategy == "fsdp" and ranks is not None and ranks.world_size > 1
         self.fit(
             examples,
             tokenizer,
@@ -63,18 +64,15 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
             logger=logger,
             callbacks=callbacks,
             ranks=ranks,
-            sharded=self.sharded(ranks),
+            sharded=sharded,
         )
-        if self.sharded(ranks):
+        if sharded:
             if reload is None:
                 raise ValueError("an FSDP M-step needs `reload`: it shards its policy in place")
             self.model = unsharded(self.model, reload)
         steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
         last_epoch = self.losses[-steps_per_epoch:]
         return sum(last_epoch) / len(last_epoch)
-
-    def sharded(self, ranks: Ranks | None) -> bool:
-        return self.config.strategy == "fsdp" and ranks is not None and ranks.world_size > 1
 
     def merged(self) -> PreTrainedModel:
         return self.model.merge_and_unload()

@@ -176,11 +176,15 @@ def shares_of_baseline(artifacts: dict[str, dict], resamples: int) -> dict[str, 
     if BASELINE not in artifacts:
         return {}
     cells = _cells(artifacts)
-    paired = {name: _paired_cells(artifacts, cells, name) for name in cells}
-    return {
-        name: tuple(nested_bootstrap_ratio(mine[key], naive[key], resamples) for key in ("forgetting", "plasticity"))
-        for name, (mine, naive) in ((name, pair) for name, pair in paired.items() if pair is not None)
-    }
+    shares = {}
+    for name in cells:
+        paired = _paired_cells(artifacts, cells, name)
+        if paired is not None:
+            mine, naive = paired
+            shares[name] = tuple(
+                nested_bootstrap_ratio(mine[k], naive[k], resamples) for k in ("forgetting", "plasticity")
+            )
+    return shares
 
 
 def format_target(shares: dict[str, tuple[PairedDifference, ...]]) -> str:
