@@ -61,6 +61,7 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["reward.name=bleu"], "answer_loglik, token_accuracy, exact_match, f1, llm_judge"),
         (["continual.strategy=naive,magic"], "continual.strategy names 'magic'; valid strategies: naive, replay"),
         (["continual.strategy=naive,naive"], "names a strategy twice"),
+        (["continual.strategy=replay_mix+olora,olora+replay_mix"], "names a strategy twice"),
         (["continual.strategy=naive,olora+magic"], "continual.strategy names 'magic'; valid strategies"),
         (["continual.strategy=naive+olora"], "combine distinct strategies other than naive"),
         (["continual.strategy=olora+olora"], "combine distinct strategies other than naive"),
@@ -72,6 +73,7 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["continual.gated.scales=[1.5]"], "continual.gated.scales must be numbers in (0, 1]"),
         (["continual.replay.policy=fifo"], "continual.replay.policy='fifo' is not one of: balanced, reservoir"),
         (["inner.epochs=0"], "inner.epochs must be positive"),
+        (["sampler.vllm.cpu_kv_cache_gib=0"], "sampler.vllm.cpu_kv_cache_gib must be positive"),
         (["evaluate.conditions=[passage_external]"], "external_selfedits"),
         (["rounds"], "key=value"),
         (["domain=vision"], "domain='vision' is not one of: knowledge, arc"),
@@ -208,7 +210,7 @@ def test_strategy_files_sit_between_the_schema_and_the_overrides(tmp_path):
 def test_a_combined_strategy_reads_every_parts_file(tmp_path):
     (tmp_path / "replay_mix.yaml").write_text("share: 0.25\n")
     (tmp_path / "olora.yaml").write_text("orthogonality: 3.0\n")
-    base = [f"continual.strategy_dir={tmp_path}", "continual.strategy=naive,replay_mix+olora"]
+    base = [f"continual.strategy_dir={tmp_path}", "continual.strategy=naive,replay_mix + olora"]
     config = load_config(None, base, strategy_files=True).continual
     assert (config.replay_mix.share, config.olora.orthogonality) == (0.25, 3.0)
     assert config.strategies == ["naive", "replay_mix+olora"]

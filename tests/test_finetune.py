@@ -47,10 +47,12 @@ def test_the_step_loss_is_transformers_causal_lm_loss(policy, tokenizer):
         module.model.train()
         expected = module.model(**pad_batch(examples(tokenizer), tokenizer.pad_token_id)).loss
         expected.backward()
-        assert loss == pytest.approx(expected.item(), abs=1e-5)
+        # The two computations sum float32 terms in different orders: on one AMD EPYC the losses differed by
+        # 1.5e-5 at 3.75 and one gradient entry of 2,304 by 1.4e-5. A wrong loss is off by far more.
+        assert loss == pytest.approx(expected.item(), rel=1e-5)
         for name, p in module.model.named_parameters():
             if p.requires_grad:
-                torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(grads[name], p.grad, atol=5e-5, rtol=1e-4)
     finally:
         module.model.unload()
 

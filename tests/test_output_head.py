@@ -55,7 +55,10 @@ def test_token_scores_on_the_model_equal_its_own_logits(policy, tokenizer):
         )
         logits = policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     expected = torch.log_softmax(logits[where].float(), -1).gather(-1, targets[where][:, None]).squeeze(-1)
-    torch.testing.assert_close(log_probs, expected, atol=1e-5, rtol=1e-5)
+    # The model's logits come from one matmul over every position, the chunked head's from one per chunk:
+    # float32 rounding of those blockings differs by up to 2.5e-5 here at log-probs near -0.3 (an AMD EPYC).
+    # A chunking error would be of order 1; the exact-math check on small shapes is the test above.
+    torch.testing.assert_close(log_probs, expected, atol=1e-4, rtol=1e-5)
     assert torch.equal(hits, logits[where].argmax(-1) == targets[where])
     # transformers' own loss is the mean of -log p over the labelled tokens.
     loss = policy(**batch).loss

@@ -50,6 +50,11 @@ class VLLMConfig:
 
     # None: 0.25 on the CPU (the default 0.92 fails there), 0.85 on a GPU.
     gpu_memory_utilization: float | None = None
+    # On the CPU backend the KV cache's size, set explicitly. vLLM's automatic size subtracts the engine
+    # process's resident memory, which a forked engine inherits from its parent, so it shrank with whatever
+    # the parent held (0.09 GiB once, and the engine refused to start). 2 GiB holds 16 sequences of 3,000
+    # tokens of the built-in model. Ignored on GPUs.
+    cpu_kv_cache_gib: float = 2.0
     # Prompt plus sampler.max_new_tokens: a SQuAD prompt is at most ~500 tokens.
     max_model_len: int = 3072
     # LoRA requests serve inner-loop adapters (rank 32); the M-step adapter is merged and reloaded, never

@@ -41,7 +41,7 @@ POSITIVE: tuple[str, ...] = (
     "continual.lwf.temperature", "continual.gated.probe_documents", "continual.gate_search.probe_documents",
     "continual.gate_search.steps", "arc.max_examples", "arc.min_lr", "arc.max_lr", "arc.max_epochs",
     "sampler.vllm.max_model_len", "sampler.vllm.max_lora_rank", "sampler.vllm.max_loras",
-    "sampler.vllm.tensor_parallel_size", "inner.lora.alpha",
+    "sampler.vllm.tensor_parallel_size", "sampler.vllm.cpu_kv_cache_gib", "inner.lora.alpha",
     "outer.lora.alpha",
 )  # fmt: skip
 NON_NEGATIVE: tuple[str, ...] = (

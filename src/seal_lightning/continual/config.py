@@ -104,8 +104,8 @@ class ContinualConfig:
 
     @property
     def strategies(self) -> list[str]:
-        """The compared strategies; `a+b` is one strategy whose plugins are both a's and b's."""
-        return [name.strip() for name in self.strategy.split(",") if name.strip()]
+        """The compared strategies; `a+b` is one strategy whose plugins are both a's and b's (spaces dropped)."""
+        return ["+".join(parts(name)) for name in self.strategy.split(",") if name.strip()]
 
     @property
     def components(self) -> list[str]:
@@ -143,7 +143,8 @@ def validate_continual(config: ContinualConfig) -> None:
             if part not in STRATEGIES:
                 raise ConfigError(f"continual.strategy names {part!r}; valid strategies: {', '.join(STRATEGIES)}")
         _check_combination(name)
-    if len(set(names)) != len(names):
+    if len({frozenset(parts(name)) for name in names}) != len(names):
+        # `a+b` and `b+a` run the same plugins: a second spelling would only rerun the first.
         raise ConfigError(f"continual.strategy names a strategy twice: {config.strategy!r}")
     if config.passages < 2:
         raise ConfigError(

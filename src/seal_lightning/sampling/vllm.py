@@ -136,6 +136,7 @@ class VLLMEngine:
                     max_loras=self.config.max_loras,
                     enforce_eager=self.config.enforce_eager,
                     tensor_parallel_size=self.config.tensor_parallel_size,
+                    **_cpu_kv_cache(self.config, on_cpu),
                     **_rank_engine(on_cpu),
                 )
             except Exception as exc:  # vLLM refuses settings with pydantic, ValueError, RuntimeError, ...
@@ -259,6 +260,11 @@ class VLLMSampler:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _cpu_kv_cache(config: VLLMConfig, on_cpu: bool) -> dict[str, int]:
+    """On the CPU backend an explicit KV cache size, so the engine starts whatever its parent process holds."""
+    return {"kv_cache_memory_bytes": int(config.cpu_kv_cache_gib * 2**30)} if on_cpu else {}
 
 
 def _rank_engine(on_cpu: bool) -> dict[str, str]:
