@@ -28,7 +28,7 @@ def make_small_config(run_dir: Path, *overrides: str):
             "continual.passages=3",
             "continual.sequences=1",
             f"continual.strategy={','.join(STRATEGIES)}",
-            "inner.epochs=3",
+            "inner.epochs=2",
             "inner.lr=3e-3",
             "sampler.max_new_tokens=48",
             *overrides,
