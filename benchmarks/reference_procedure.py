@@ -49,9 +49,11 @@ from seal_lightning.config import InnerConfig, RewardConfig, VLLMConfig
 from seal_lightning.domains import Question
 from seal_lightning.rewards import grade, mean_grade, question_prompts
 from seal_lightning.sampling.hf import end_of_sequence_ids
-from seal_lightning.sampling.vllm import CPU_MEMORY_UTILIZATION
 
 PHASES = ("baseline answers", "training", "adapter answers")
+# The reference's server sizes its KV cache automatically, as a share of NUMA node 0's RAM on the CPU
+# backend, where vLLM's default 0.92 does not start; a server of its own is not forked from a large process.
+SERVER_MEMORY_UTILIZATION = 0.25
 
 
 def free_port() -> int:
@@ -71,7 +73,7 @@ class VLLMServer:
             "--model", model, "--port", self.url.rsplit(":", 1)[1], "--dtype", "float32",
             "--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", "1",
             "--max-model-len", str(VLLMConfig().max_model_len), "--enforce-eager",
-            "--gpu-memory-utilization", str(CPU_MEMORY_UTILIZATION), "--seed", "0",
+            "--gpu-memory-utilization", str(SERVER_MEMORY_UTILIZATION), "--seed", "0",
         ]  # fmt: skip
         # Runtime LoRA loading is what the reference's server uses; the CPU engine reserves no core here
         # (as the project's own engine on a machine this small).

