@@ -21,7 +21,9 @@ quiet_libraries()
 def share_the_cores() -> None:
     """Under pytest-xdist the workers split the cores: each worker, and every process a test starts (which
     inherits the variables), computes with its share, instead of each taking all of them."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if "PYTEST_XDIST_WORKER_COUNT" not in os.environ:  # one process (-n 0): the user's thread settings stand
+        return
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = str(max(1, cores // workers))
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
