@@ -12,6 +12,7 @@ from seal_lightning.cli import quiet_libraries
 from seal_lightning.config import ModelConfig, SealConfig
 from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.models import load_model, load_tokenizer
+from seal_lightning.sampling.vllm import usable_cores
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -24,8 +25,7 @@ def share_the_cores() -> None:
     if "PYTEST_XDIST_WORKER_COUNT" not in os.environ:  # one process (-n 0): the user's thread settings stand
         return
     workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = str(max(1, cores // workers))
+    threads = str(max(1, usable_cores() // workers))
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = threads
     torch.set_num_threads(int(threads))

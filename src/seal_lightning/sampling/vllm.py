@@ -57,7 +57,8 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -116,7 +117,7 @@ class VLLMEngine:
         if self._llm is None:
             vllm = require_vllm()
             on_cpu = _on_cpu()
-            if on_cpu and _usable_cores() <= SMALL_CPU_CORES:
+            if on_cpu and usable_cores() <= SMALL_CPU_CORES:
                 # Read by the engine process vLLM spawns; an explicit setting wins.
                 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             try:
