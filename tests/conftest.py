@@ -78,3 +78,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             group = "continual_run" if "continual_run" in item.fixturenames else item.nodeid.split("::")[0]
             item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Notice split groups: pytest-xdist appends each test's group to its node id (`...@group`) and schedules
+    by that suffix; where it cannot (pytest 9.2 with xdist 3.8), every test is scheduled alone, the module
+    fixtures above are built once per worker, and the suite silently takes minutes longer."""
+    if session.config.getoption("loadgroup", default=False):
+        split = [item.nodeid for item in session.items if "@" not in item.nodeid.rpartition("]")[2]]
+        session.config.stash[UNGROUPED] = split[:1]
+
+
+UNGROUPED = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def grouped_by_xdist(request: pytest.FixtureRequest) -> None:
+    """Every test fails, naming the cause, rather than run with the groups split (see above); a worker
+    crash would hide the message."""
+    split = request.config.stash.get(UNGROUPED, [])
+    if split:
+        pytest.fail(f"pytest-xdist did not group {split[0]}: see the pytest pin in pyproject.toml", pytrace=False)
