@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -173,7 +174,7 @@ def continual(run_dir: Path, processes: int) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.xdist_group("data_parallel_continual")  # shares no fixture with this file's other tests
+@pytest.mark.xdist_group("data_parallel_alone")  # shares no fixture with this file's fits: the other worker runs it
 def test_two_processes_run_the_continual_stream_as_one_does(tmp_path):
     """The ranks share the (strategy, order) sequences (here two: two strategies, one order); each writes the
     ones it ran; the matrices are the same."""
@@ -188,3 +189,50 @@ def test_two_processes_run_the_continual_stream_as_one_does(tmp_path):
             json.loads((tmp_path / run / f"continual/{strategy}/matrix.json").read_text()) for run in ("one", "two")
         )
         np.testing.assert_allclose(one["per_sequence"], two["per_sequence"], rtol=0, atol=1e-5)
+
+
+EVALUATE = ["evaluate", "data.heldout_limit=2", "inner.epochs=1", "evaluate.conditions=[no_update,passage]"]
+
+
+def srun_environment(rank: int, ranks: int, port: int) -> dict[str, str]:
+    """The variables `srun` gives each task of a one-node job (Lightning's SLURMEnvironment reads them)."""
+    slurm = {"NTASKS": ranks, "PROCID": rank, "LOCALID": rank, "NODEID": 0, "NNODES": 1, "NTASKS_PER_NODE": ranks}
+    return {
+        **ONE_THREAD,
+        **{f"SLURM_{name}": str(value) for name, value in slurm.items()},
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "seal-lightning",
+        "SLURM_NODELIST": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+
+
+@pytest.mark.xdist_group("data_parallel_alone")
+def test_evaluate_on_two_srun_tasks_gives_the_one_process_table(tmp_path):
+    """`evaluate` shares its items among ranks; here the 2 processes are started the way `srun` starts a
+    job's tasks (one process per task, SLURM_* variables, no torchrun), so SLURM's detection is the path."""
+    command = [sys.executable, "-m", "seal_lightning", *EVALUATE]
+    one = subprocess.run([*command, f"run_dir={tmp_path / 'one'}"], env=ONE_THREAD, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-3000:]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tasks = [
+        subprocess.Popen(
+            [*command, f"run_dir={tmp_path / 'two'}"],
+            env=srun_environment(rank, 2, port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [task.communicate(timeout=900) for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    (folder_one,) = (tmp_path / "one" / "evaluate").iterdir()
+    (folder_two,) = (tmp_path / "two" / "evaluate").iterdir()
+    for name in ("table.txt", "per_item.txt"):
+        assert (folder_one / name).read_text() == (folder_two / name).read_text(), name
+    # Each task scored its own item and wrote its own file; only the main one printed the table.
+    assert (folder_two / "results.jsonl").is_file() and (folder_two / "results.rank1.jsonl").is_file()
+    assert "no_update" in outputs[0][0] and "no_update" not in outputs[1][0]
