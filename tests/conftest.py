@@ -80,6 +80,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+UNGROUPED = pytest.StashKey[list[str]]()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Notice split groups: pytest-xdist appends each test's group to its node id (`...@group`) and schedules
     by that suffix; where it cannot (pytest 9.2 with xdist 3.8), every test is scheduled alone, the module
@@ -87,9 +90,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.getoption("loadgroup", default=False):
         split = [item.nodeid for item in session.items if "@" not in item.nodeid.rpartition("]")[2]]
         session.config.stash[UNGROUPED] = split[:1]
-
-
-UNGROUPED = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,6 @@
-"""`fit` and `continual` under `torchrun`: 2 real processes on gloo give what 1 process gives (the M-step
-under DDP, and under FSDP in the run that is killed), and a fit killed under 2 ranks resumes under 1.
+"""`fit` and `continual` under `torchrun`, and `evaluate` on 2 tasks started as `srun` starts them: 2 real
+processes on gloo give what 1 process gives (the M-step under DDP, and under FSDP in the run that is
+killed), and a fit killed under 2 ranks resumes under 1.
 Every process runs 1 thread, so the runs do the same arithmetic."""
 
 from __future__ import annotations
@@ -217,18 +218,17 @@ def test_evaluate_on_two_srun_tasks_gives_the_one_process_table(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    tasks = [
-        subprocess.Popen(
-            [*command, f"run_dir={tmp_path / 'two'}"],
-            env=srun_environment(rank, 2, port),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    outputs = [task.communicate(timeout=900) for task in tasks]
-    assert [task.returncode for task in tasks] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    logs = [(tmp_path / f"task{rank}.out", tmp_path / f"task{rank}.err") for rank in range(2)]
+    tasks = []
+    for rank, (out, err) in enumerate(logs):  # files, not pipes: a task never waits on a full pipe
+        with out.open("w") as stdout, err.open("w") as stderr:
+            command_two = [*command, f"run_dir={tmp_path / 'two'}"]
+            tasks.append(
+                subprocess.Popen(command_two, env=srun_environment(rank, 2, port), stdout=stdout, stderr=stderr)
+            )
+    codes = [task.wait(timeout=900) for task in tasks]
+    outputs = [(out.read_text(), err.read_text()) for out, err in logs]
+    assert codes == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
     (folder_one,) = (tmp_path / "one" / "evaluate").iterdir()
     (folder_two,) = (tmp_path / "two" / "evaluate").iterdir()
     for name in ("table.txt", "per_item.txt"):
