@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,19 @@ def shared_file():
 
 
 @pytest.fixture(scope="session")
+def free_port():
+    """`free_port()`: a local port nothing listens on now, for a server a test starts (or a client that must
+    find no one there). A fixture, not an import, as `shared_file` is."""
+
+    def find() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+    return find
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     return load_tokenizer(ModelConfig())
 
@@ -80,7 +94,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-UNGROUPED = pytest.StashKey[list[str]]()
+UNGROUPED = pytest.StashKey[str | None]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -88,14 +102,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     by that suffix; where it cannot (pytest 9.2 with xdist 3.8), every test is scheduled alone, the module
     fixtures above are built once per worker, and the suite silently takes minutes longer."""
     if session.config.getoption("loadgroup", default=False):
-        split = [item.nodeid for item in session.items if "@" not in item.nodeid.rpartition("]")[2]]
-        session.config.stash[UNGROUPED] = split[:1]
+        split = (item.nodeid for item in session.items if "@" not in item.nodeid.rpartition("]")[2])
+        session.config.stash[UNGROUPED] = next(split, None)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def grouped_by_xdist(request: pytest.FixtureRequest) -> None:
     """Every test fails, naming the cause, rather than run with the groups split (see above); a worker
     crash would hide the message."""
-    split = request.config.stash.get(UNGROUPED, [])
-    if split:
-        pytest.fail(f"pytest-xdist did not group {split[0]}: see the pytest pin in pyproject.toml", pytrace=False)
+    split = request.config.stash.get(UNGROUPED, None)
+    if split is not None:
+        pytest.fail(f"pytest-xdist did not group {split}: see the pytest pin in pyproject.toml", pytrace=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,25 +36,24 @@ TINY = [
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def seal_command(processes: int, *arguments: str) -> list[str]:
+    """`python -m seal_lightning ...`, under `torchrun` with `processes` ranks where there are several."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    return [*(torchrun if processes > 1 else [sys.executable]), "-m", "seal_lightning", *arguments]
+
+
+def run_to_end(command: list[str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def fit_command(run_dir: Path, processes: int, *overrides: str) -> list[str]:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    return [
-        *(launcher if processes > 1 else [sys.executable]),
-        "-m",
-        "seal_lightning",
-        "fit",
-        f"run_dir={run_dir}",
-        *TINY,
-        *overrides,
-    ]
+    return seal_command(processes, "fit", f"run_dir={run_dir}", *TINY, *overrides)
 
 
 def fit(run_dir: Path, processes: int, *overrides: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        fit_command(run_dir, processes, *overrides), env=ONE_THREAD, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    return run_to_end(fit_command(run_dir, processes, *overrides))
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +165,7 @@ CONTINUAL = [
 
 
 def continual(run_dir: Path, processes: int) -> None:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    command = [*(launcher if processes > 1 else [sys.executable]), "-m", "seal_lightning", "continual"]
-    done = subprocess.run(
-        [*command, *CONTINUAL, f"run_dir={run_dir}"], env=ONE_THREAD, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_to_end(seal_command(processes, "continual", *CONTINUAL, f"run_dir={run_dir}"))
 
 
 @pytest.mark.xdist_group("data_parallel_alone")  # shares no fixture with this file's fits: the other worker runs it
@@ -209,23 +202,17 @@ def srun_environment(rank: int, ranks: int, port: int) -> dict[str, str]:
 
 
 @pytest.mark.xdist_group("data_parallel_alone")
-def test_evaluate_on_two_srun_tasks_gives_the_one_process_table(tmp_path):
+def test_evaluate_on_two_srun_tasks_gives_the_one_process_table(tmp_path, free_port):
     """`evaluate` shares its items among ranks; here the 2 processes are started the way `srun` starts a
     job's tasks (one process per task, SLURM_* variables, no torchrun), so SLURM's detection is the path."""
-    command = [sys.executable, "-m", "seal_lightning", *EVALUATE]
-    one = subprocess.run([*command, f"run_dir={tmp_path / 'one'}"], env=ONE_THREAD, capture_output=True, text=True)
-    assert one.returncode == 0, one.stderr[-3000:]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    run_to_end(seal_command(1, *EVALUATE, f"run_dir={tmp_path / 'one'}"))
+    port = free_port()
     logs = [(tmp_path / f"task{rank}.out", tmp_path / f"task{rank}.err") for rank in range(2)]
     tasks = []
     for rank, (out, err) in enumerate(logs):  # files, not pipes: a task never waits on a full pipe
         with out.open("w") as stdout, err.open("w") as stderr:
-            command_two = [*command, f"run_dir={tmp_path / 'two'}"]
-            tasks.append(
-                subprocess.Popen(command_two, env=srun_environment(rank, 2, port), stdout=stdout, stderr=stderr)
-            )
+            task = seal_command(1, *EVALUATE, f"run_dir={tmp_path / 'two'}")  # srun, not torchrun, starts it
+            tasks.append(subprocess.Popen(task, env=srun_environment(rank, 2, port), stdout=stdout, stderr=stderr))
     codes = [task.wait(timeout=900) for task in tasks]
     outputs = [(out.read_text(), err.read_text()) for out, err in logs]
     assert codes == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]

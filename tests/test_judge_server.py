@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,12 +31,6 @@ QUESTIONS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -54,7 +47,7 @@ def models_ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def judge_url(tmp_path_factory):
+def judge_url(tmp_path_factory, free_port):
     """Start `vllm.entrypoints.openai.api_server` in its own process group; kill the group afterwards."""
     port = free_port()
     log = tmp_path_factory.mktemp("judge") / "server.log"

@@ -1,7 +1,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,11 +24,9 @@ TINY_FIT = [
 
 
 @pytest.fixture
-def closed_port():
+def closed_port(free_port):
     """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 def test_a_server_that_cannot_be_reached_fails_at_start_in_one_line(tmp_path, closed_port):
