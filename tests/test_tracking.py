@@ -1,11 +1,13 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from seal_lightning.cli import main
 from seal_lightning.config import TrackingConfig
 from seal_lightning.errors import DataError, SealError
 from seal_lightning.store import RunStore
-from seal_lightning.tracking import OUTBOX, Tracker
+from seal_lightning.tracking import OUTBOX, Tracker, empty_store, seed_sqlite_store
 
 TINY_FIT = [
     "data.limit=2", "heldout.enabled=false", "sampler.k=2", "sampler.max_new_tokens=16", "inner.epochs=1",
@@ -84,6 +86,7 @@ class MlflowServer:
 def server(tmp_path, closed_port):
     folder = tmp_path / "server"
     folder.mkdir()
+    seed_sqlite_store(f"sqlite:///{folder / 'mlflow.db'}")  # as a run's own store starts: no migrations to wait on
     running = MlflowServer(folder, closed_port)
     running.start()
     yield running
@@ -189,3 +192,22 @@ def test_run_directories_sharing_a_local_store_keep_its_artifacts_beside_it(tmp_
         (run,) = reader.finished_runs(experiment, "continual_strategy")
         assert reader.read_json_artifact(run.run_id, "matrix.json") == {"setting": experiment}
     assert len(list((tmp_path / "shared" / "mlartifacts").rglob("matrix.json"))) == 2
+
+
+def test_a_new_local_store_is_the_cached_empty_store_opened_by_mlflow(tmp_path, monkeypatch):
+    """A copy of the cached empty store, not a store MLflow migrates from nothing: the same experiments, the
+    Default one where MLflow puts it for this process, and the cached file left untouched."""
+    monkeypatch.setenv("SEAL_CACHE", str(tmp_path / "cache"))
+    Tracker(TrackingConfig(), RunStore(tmp_path / "first"))
+    template = empty_store()
+    assert template.is_relative_to(tmp_path / "cache")
+    made = template.stat().st_mtime_ns
+    with closing(sqlite3.connect(template)) as empty:  # read by hand: MLflow would add its Default experiment
+        assert empty.execute("SELECT COUNT(*) FROM experiments").fetchone() == (0,)
+    Tracker(TrackingConfig(), RunStore(tmp_path / "second"))
+    assert template.stat().st_mtime_ns == made
+    built = MlflowClient(f"sqlite:///{tmp_path / 'built.db'}")  # no file there before: MLflow migrates it
+    seeded = MlflowClient(f"sqlite:///{tmp_path / 'second' / 'mlflow.db'}")
+    assert built.get_experiment("0").artifact_location == seeded.get_experiment("0").artifact_location
+    assert [e.name for e in seeded.search_experiments()] == ["seal-lightning", "Default"]
+    assert [path.name for path in (tmp_path / "second").iterdir() if path.name.startswith(".")] == []

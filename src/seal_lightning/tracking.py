@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,6 +22,7 @@ import mlflow
 import requests
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+from mlflow.db import upgrade
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -28,6 +30,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from seal_lightning.config import TrackingConfig
 from seal_lightning.errors import DataError, SealError
+from seal_lightning.models import cache_dir
 from seal_lightning.store import RunStore
 
 # MLflow's param values are limited in length; long lists are cut rather than rejected.
@@ -68,6 +71,7 @@ class Tracker:
         if self.silent:
             return
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        seed_sqlite_store(self.uri)
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
         try:
@@ -280,3 +284,29 @@ def local_artifacts(uri: str) -> str | None:
     if not uri.startswith(SQLITE):
         return None
     return (Path(uri.removeprefix(SQLITE)).parent / "mlartifacts").as_uri()
+
+
+def seed_sqlite_store(uri: str) -> None:
+    """A new local sqlite store starts as a copy of an empty one with this MLflow's schema, made once per
+    machine: MLflow builds a new store by replaying every schema migration (about 4 s on a 2-core CPU),
+    which each new run directory, and each test that makes one, would pay again. MLflow then adds its
+    Default experiment as it does in any new store."""
+    if not uri.startswith(SQLITE):
+        return
+    path = Path(uri.removeprefix(SQLITE))
+    if path.exists() or not path.parent.is_dir():
+        return  # an existing store, or one MLflow is left to refuse
+    copying = path.with_name(f".{path.name}.{os.getpid()}")
+    shutil.copyfile(empty_store(), copying)
+    os.replace(copying, path)  # whole or not at all: a kill never leaves half a store
+
+
+def empty_store() -> Path:
+    """The empty store of this MLflow version, built by `mlflow db upgrade` (the schema, no experiment)."""
+    template = cache_dir() / "mlflow" / f"empty-{mlflow.__version__}.db"
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        building = template.with_name(f".{template.name}.{os.getpid()}")  # processes building at once
+        upgrade.main([f"{SQLITE}{building}"], standalone_mode=False)
+        os.replace(building, template)
+    return template
