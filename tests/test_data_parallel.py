@@ -1,6 +1,8 @@
 """`fit` and `continual` under `torchrun`, and `evaluate` on 2 tasks started as `srun` starts them: 2 real
 processes on gloo give what 1 process gives (the M-step under DDP, and under FSDP in the run that is
-killed), and a fit killed under 2 ranks resumes under 1.
+killed), and a fit killed under 2 ranks resumes under 1. The fits leave out their held-out evaluation:
+it is the `evaluate` machinery (items shared among ranks, self-edits sampled and learned on each), which
+the srun test compares across ranks.
 Every process runs 1 thread, so the runs do the same arithmetic."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 TINY = [
     "data.limit=4",
-    "data.heldout_limit=2",
+    "heldout.enabled=false",
     "sampler.k=2",
     "sampler.max_new_tokens=24",
     "inner.epochs=1",  # the ranks share inner loops, not their epochs: one is enough to compare them
@@ -68,7 +70,7 @@ def scores(run_dir: Path, round_index: int) -> dict[tuple, float]:
     return {(r["item"], r["sample"], r["seed"]): r["reward"] for r in records}
 
 
-def assert_same_results(first: Path, second: Path, heldout: bool = True) -> None:
+def assert_same_results(first: Path, second: Path) -> None:
     for round_index in (1, 2):
         folder_a, folder_b = first / f"round_{round_index}", second / f"round_{round_index}"
         for name in ("selfedits.json", "kept.json"):
@@ -79,8 +81,6 @@ def assert_same_results(first: Path, second: Path, heldout: bool = True) -> None
         weights_a = load_file(folder_a / "policy" / "model.safetensors")
         weights_b = load_file(folder_b / "policy" / "model.safetensors")
         assert all((weights_a[k] - weights_b[k]).abs().max() <= 1e-5 for k in weights_a)
-    if heldout:
-        assert (first / "heldout" / "table.txt").read_text() == (second / "heldout" / "table.txt").read_text()
 
 
 def test_two_processes_fit_what_one_process_fits(one_process, tmp_path):
@@ -89,7 +89,7 @@ def test_two_processes_fit_what_one_process_fits(one_process, tmp_path):
     assert_same_results(one_process, run_dir)
     # The ranks shared the work: each appended its own inner loops, and both files hold some.
     assert (run_dir / "round_1" / "scores.jsonl").is_file() and (run_dir / "round_1" / "scores.rank1.jsonl").is_file()
-    # The main rank printed for both; only it talked to MLflow (one fit run, two rounds, three held-out runs).
+    # The main rank printed for both; only it talked to MLflow (one fit run and its two rounds).
     assert done.stdout.count("round 2/2:") == 1
     client = MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name == "seal-lightning"]
@@ -123,11 +123,10 @@ def test_a_run_killed_under_two_fsdp_ranks_resumes_under_one(one_process, tmp_pa
     """Two ranks with the M-step under FSDP (`outer.strategy=fsdp`: decoder layers sharded, the adapter
     gathered onto the reloaded policy) finish round 1 and are killed (SIGKILL, every process) after round 2's
     first scores; one process resumes. Round 1's FSDP policy and everything after it equal the one-process
-    run's, and no finished loop is done twice. Without the held-out evaluation, which the rounds do not read
-    (the test above compares it across ranks)."""
+    run's, and no finished loop is done twice."""
     run_dir = tmp_path / "run"
     launcher = subprocess.Popen(
-        fit_command(run_dir, 2, "outer.strategy=fsdp", "heldout.enabled=false"),
+        fit_command(run_dir, 2, "outer.strategy=fsdp"),
         env=ONE_THREAD,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -145,8 +144,8 @@ def test_a_run_killed_under_two_fsdp_ranks_resumes_under_one(one_process, tmp_pa
     assert not (run_dir / "round_2" / "summary.json").exists()  # killed inside round 2
     finished_before = scores(run_dir, 2)
     assert finished_before
-    fit(run_dir, 1, "heldout.enabled=false")  # outer.strategy may change on resume: one process ignores it
-    assert_same_results(one_process, run_dir, heldout=False)
+    fit(run_dir, 1)  # outer.strategy may change on resume: one process ignores it
+    assert_same_results(one_process, run_dir)
     # The resumed process redid none of the loops the ranks had finished, and wrote no duplicates.
     records = RunStore(run_dir).read_jsonl("round_2/scores.jsonl")
     assert len(records) == len({(r["item"], r["sample"], r["seed"]) for r in records}) == 4
@@ -185,7 +184,14 @@ def test_two_processes_run_the_continual_stream_as_one_does(tmp_path):
         np.testing.assert_allclose(one["per_sequence"], two["per_sequence"], rtol=0, atol=1e-5)
 
 
-EVALUATE = ["evaluate", "data.heldout_limit=2", "inner.epochs=1", "evaluate.conditions=[no_update,passage]"]
+EVALUATE = [
+    "evaluate",
+    "data.heldout_limit=2",
+    "evaluate.conditions=[no_update,passage_selfedit]",  # each rank samples and learns its items' self-edits
+    "evaluate.metrics=[answer_loglik]",
+    "sampler.max_new_tokens=32",
+    "inner.epochs=1",
+]
 
 
 def srun_environment(rank: int, ranks: int, port: int) -> dict[str, str]:

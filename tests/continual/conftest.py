@@ -19,16 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_small_config(run_dir: Path, *overrides: str):
-    """Three passages, every strategy, short updates: each strategy runs three real steps."""
+    """Two passages, every strategy, short updates: each strategy runs two real steps, the least that can
+    forget (the second edit can overwrite the first)."""
     return load_config(
         str(REPO / "conf" / "continual.yaml"),
         [
             f"run_dir={run_dir}",
             f"continual.strategy_dir={REPO / 'conf' / 'strategies'}",
-            "continual.passages=3",
+            "continual.passages=2",
             "continual.sequences=1",
             f"continual.strategy={','.join(STRATEGIES)}",
-            "inner.epochs=2",
+            "inner.epochs=2",  # one epoch moves no answer token here
             "inner.lr=3e-3",
             "sampler.max_new_tokens=48",
             *overrides,

@@ -12,17 +12,17 @@ from seal_lightning.knowledge.data import load_passages
 pytestmark = pytest.mark.slow
 
 
-def test_every_strategy_runs_three_steps_and_fills_the_matrix(continual_run):
+def test_every_strategy_runs_two_steps_and_fills_the_matrix(continual_run):
     _, store, _, results = continual_run
     assert [r.strategy for r in results] == list(STRATEGIES)
     for result in results:
         (matrix,) = result.matrices
-        assert matrix.shape == (4, 3)
+        assert matrix.shape == (3, 2)
         assert np.all((matrix >= 0) & (matrix <= 1))
         record = store.read_json(f"continual/{result.strategy}/sequence_0.json")
-        assert len(record["steps"]) == 3 and record["matrix"] == matrix.tolist()
+        assert len(record["steps"]) == 2 and record["matrix"] == matrix.tolist()
         saved = json.loads(store.path(f"continual/{result.strategy}/matrix.json").read_text())
-        assert saved["n_datapoints"] == 3 and saved["n_sequences"] == 1
+        assert saved["n_datapoints"] == 2 and saved["n_sequences"] == 1
         assert store.path(f"continual/{result.strategy}/heatmap.png").stat().st_size > 0
     # The same self-edits and order for everyone: the matrices start from the same row.
     first_rows = {tuple(r.matrices[0][0]) for r in results}
@@ -53,8 +53,8 @@ def test_orders_are_seeded_permutations(continual_run):
 
 def test_too_few_passages_is_a_data_error(continual_run, build_experiment):
     config, _, _, _ = continual_run
-    with pytest.raises(DataError, match=r"continual.passages=3 but the data has only 2"):
-        build_experiment(config, load_passages(config.data)[:2])
+    with pytest.raises(DataError, match=r"continual.passages=2 but the data has only 1"):
+        build_experiment(config, load_passages(config.data)[:1])
 
 
 def test_runs_on_a_squad_format_file(tmp_path, build_experiment, small_config):
@@ -68,9 +68,7 @@ def test_runs_on_a_squad_format_file(tmp_path, build_experiment, small_config):
     ]
     path = tmp_path / "squad.json"
     path.write_text(json.dumps(items))
-    config = small_config(
-        tmp_path / "run", f"data.path={path}", "continual.passages=2", "continual.strategy=naive", "inner.epochs=1"
-    )
+    config = small_config(tmp_path / "run", f"data.path={path}", "continual.strategy=naive", "inner.epochs=1")
     experiment = build_experiment(config)
     (result,) = experiment.run()
     assert result.matrices[0].shape == (3, 2)
@@ -88,7 +86,7 @@ def test_resample_has_the_current_model_write_each_steps_self_edit(tmp_path, bui
     stream = {p.key: p for p in experiment.passages}
     seed = experiment.seed  # order 0's seed; step i samples with seed + i
     starting = [experiment.resampled(policy, stream[key], seed + i) for i, key in enumerate(record["order"][:2])]
-    assert len(record["selfedits"]) == 3
+    assert len(record["selfedits"]) == 2
     assert record["selfedits"][0] == starting[0]
     assert record["selfedits"][1] != starting[1]
     assert record["selfedits"] != [fixed[key] for key in record["order"]]

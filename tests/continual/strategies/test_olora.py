@@ -30,7 +30,7 @@ def test_bases_are_orthonormal_and_span_each_edits_down_projections(model, token
 def test_the_penalty_moves_a_later_edit_out_of_earlier_subspaces(tokenizer, stream, run):
     """The same second edit (same data, same seed) trained without and with the penalty: with it, much less
     of its A lies in the first edit's subspace."""
-    inner = InnerConfig(epochs=6, lr=3e-3, batch_size=2)
+    inner = InnerConfig(epochs=3, lr=3e-3, batch_size=2)  # measured: shares 0.068 without, 0.015 with
     shares = {}
     for weight in (0.0, 10.0):
         olora = OrthogonalLoRA(OLoRAConfig(orthogonality=weight))
