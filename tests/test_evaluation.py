@@ -22,6 +22,7 @@ def test_evaluate_builtin_heldout_split(tmp_path, capsys):
         "data.heldout_limit=2",
         "inner.epochs=3",
         "evaluate.conditions=[no_update,passage]",
+        "evaluate.metrics=[answer_loglik]",  # teacher-forced: no answers generated
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -110,7 +111,7 @@ def test_evaluate_arc_rows_on_a_builtin_task(tmp_path, capsys):
         "domain=arc",
         f"run_dir={tmp_path}",
         "arc.eval_tasks=[66e6c45b]",
-        "arc.max_examples=4",
+        "arc.max_examples=2",
         "reward.max_new_tokens=16",
         "evaluate.metrics=[token_accuracy,grid_match]",
         "arc.oracle=[{augmentations: [basic], learning_rate: 5e-4, epochs: 2, loss: outputs},"
