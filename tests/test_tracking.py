@@ -211,3 +211,6 @@ def test_a_new_local_store_is_the_cached_empty_store_opened_by_mlflow(tmp_path, 
     assert built.get_experiment("0").artifact_location == seeded.get_experiment("0").artifact_location
     assert [e.name for e in seeded.search_experiments()] == ["seal-lightning", "Default"]
     assert [path.name for path in (tmp_path / "second").iterdir() if path.name.startswith(".")] == []
+    seed_sqlite_store(f"sqlite:///{tmp_path / 'options.db'}?timeout=30")  # the file, not its query options
+    seed_sqlite_store("sqlite:///:memory:")  # no file at all
+    assert sorted(path.name for path in tmp_path.glob("*.db")) == ["built.db", "options.db"]

@@ -27,6 +27,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from sqlalchemy.engine import make_url
 
 from seal_lightning.config import TrackingConfig
 from seal_lightning.errors import DataError, SealError
@@ -293,12 +294,18 @@ def seed_sqlite_store(uri: str) -> None:
     Default experiment as it does in any new store."""
     if not uri.startswith(SQLITE):
         return
-    path = Path(uri.removeprefix(SQLITE))
+    database = make_url(uri).database  # the file, without the URI's query options
+    if database in (None, "", ":memory:"):
+        return
+    path = Path(database)
     if path.exists() or not path.parent.is_dir():
         return  # an existing store, or one MLflow is left to refuse
     copying = path.with_name(f".{path.name}.{os.getpid()}")
-    shutil.copyfile(empty_store(), copying)
-    os.replace(copying, path)  # whole or not at all: a kill never leaves half a store
+    try:
+        shutil.copyfile(empty_store(), copying)
+        os.replace(copying, path)  # whole or not at all: a kill never leaves half a store
+    finally:
+        copying.unlink(missing_ok=True)  # a copy a full disk cut short
 
 
 def empty_store() -> Path:
@@ -307,6 +314,9 @@ def empty_store() -> Path:
     if not template.exists():
         template.parent.mkdir(parents=True, exist_ok=True)
         building = template.with_name(f".{template.name}.{os.getpid()}")  # processes building at once
-        upgrade.main([f"{SQLITE}{building}"], standalone_mode=False)
-        os.replace(building, template)
+        try:
+            upgrade.main([f"{SQLITE}{building}"], standalone_mode=False)
+            os.replace(building, template)
+        finally:
+            building.unlink(missing_ok=True)
     return template
