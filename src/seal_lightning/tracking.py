@@ -282,9 +282,14 @@ def _http_retries(retries: int = 0) -> Iterator[None]:
 def local_artifacts(uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: beside a local sqlite store's file (the run directory's own
     store, or one that several run directories share), so the store is one folder; a server decides its own."""
-    if not uri.startswith(SQLITE):
-        return None
-    return (Path(uri.removeprefix(SQLITE)).parent / "mlartifacts").as_uri()
+    database = sqlite_file(uri)
+    return None if database is None else (database.parent / "mlartifacts").as_uri()
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file a local sqlite store's URI names, read as SQLAlchemy reads it (without its query options);
+    None for any other store."""
+    return Path(make_url(uri).database or "") if uri.startswith(SQLITE) else None
 
 
 def seed_sqlite_store(uri: str) -> None:
@@ -292,12 +297,9 @@ def seed_sqlite_store(uri: str) -> None:
     machine: MLflow builds a new store by replaying every schema migration (about 4 s on a 2-core CPU),
     which each new run directory, and each test that makes one, would pay again. MLflow then adds its
     Default experiment as it does in any new store."""
-    if not uri.startswith(SQLITE):
+    path = sqlite_file(uri)
+    if path is None or path.name in ("", ":memory:"):
         return
-    database = make_url(uri).database  # the file, without the URI's query options
-    if database in (None, "", ":memory:"):
-        return
-    path = Path(database)
     if path.exists() or not path.parent.is_dir():
         return  # an existing store, or one MLflow is left to refuse
     copying = path.with_name(f".{path.name}.{os.getpid()}")
