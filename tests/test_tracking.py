@@ -194,6 +194,14 @@ def test_run_directories_sharing_a_local_store_keep_its_artifacts_beside_it(tmp_
     assert len(list((tmp_path / "shared" / "mlartifacts").rglob("matrix.json"))) == 2
 
 
+def test_a_relative_sqlite_uri_is_a_file_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(TrackingConfig(tracking_uri="sqlite:///relative.db"), RunStore(tmp_path / "run"))
+    with tracker.run("fit", "fit"):
+        tracker.log_artifact(tracker.store.write_json("kept.json", []))
+    assert (tmp_path / "relative.db").is_file() and list((tmp_path / "mlartifacts").rglob("kept.json"))
+
+
 def test_a_new_local_store_is_the_cached_empty_store_opened_by_mlflow(tmp_path, monkeypatch):
     """A copy of the cached empty store, not a store MLflow migrates from nothing: the same experiments, the
     Default one where MLflow puts it for this process, and the cached file left untouched."""

@@ -287,9 +287,9 @@ def local_artifacts(uri: str) -> str | None:
 
 
 def sqlite_file(uri: str) -> Path | None:
-    """The file a local sqlite store's URI names, read as SQLAlchemy reads it (without its query options);
-    None for any other store."""
-    return Path(make_url(uri).database or "") if uri.startswith(SQLITE) else None
+    """The file a local sqlite store's URI names, read as SQLAlchemy reads it (without its query options; a
+    relative one from the working directory, as sqlite opens it); None for any other store."""
+    return Path(make_url(uri).database or "").resolve() if uri.startswith(SQLITE) else None
 
 
 def seed_sqlite_store(uri: str) -> None:
