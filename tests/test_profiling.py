@@ -1,29 +1,47 @@
 import json
+import os
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
+import pytest
 import torch
 
 from seal_lightning.profiling import PhaseProfile, peak_gib, reset_peak, resident_gib
 
+# The cmeel-mimalloc wheel's library, which scripts/run.sh preloads.
+MIMALLOC = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "lib" / "libmimalloc.so"
+
 PHASES = """
 import json, torch
 from dataclasses import asdict
-from seal_lightning.profiling import PhaseProfile, reset_peak
+from seal_lightning.profiling import PhaseProfile, allocator, reset_peak
 profile = PhaseProfile()
 with profile.phase("big"):
     block = torch.ones(256 * 1024**2 // 4)  # 256 MiB, touched
-    del block
+    pieces = [torch.ones(64 * 1024 // 4 * (1 + i % 7)) for i in range(2000)]  # 0.5 GiB of heap-sized pieces
+    del block, pieces[::2]
+    del pieces
 with profile.phase("small"):
     torch.ones(1024)
-print(json.dumps({"reset": reset_peak(), "records": [asdict(r) for r in profile.records]}))
+print(json.dumps({"allocator": allocator(), "reset": reset_peak(), "records": [asdict(r) for r in profile.records]}))
 """
 
 
-def test_a_phase_records_its_own_peak_not_an_earlier_one():
-    """In a process of its own: how much a long test session's heap already holds must not matter."""
-    done = subprocess.run([sys.executable, "-c", PHASES], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize("malloc", ["system", "mimalloc"])
+def test_a_phase_records_its_own_peak_not_an_earlier_one(malloc):
+    """In a process of its own: how much a long test session's heap already holds must not matter, and
+    what a phase freed goes back to the system under either allocator."""
+    preload = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p and "libmimalloc" not in p]
+    if malloc == "mimalloc":
+        if sys.platform != "linux" or not MIMALLOC.exists():
+            pytest.skip("mimalloc is preloaded on Linux only, from the cmeel-mimalloc wheel")
+        preload.insert(0, str(MIMALLOC))
+    env = os.environ | {"LD_PRELOAD": ":".join(preload)}
+    done = subprocess.run([sys.executable, "-c", PHASES], capture_output=True, text=True, check=True, env=env)
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["allocator"] == malloc
     big, small = result["records"]
     assert big["name"] == "big" and small["name"] == "small"
     assert big["peak_rss_gib"] - big["start_rss_gib"] > 0.2

@@ -28,7 +28,7 @@ from seal_lightning.errors import ConfigError
 from seal_lightning.inner import training_tokens, truncated_examples
 from seal_lightning.models import fingerprint
 from seal_lightning.mstep import ReSTEMPolicyModule, SFTPair, cut_pairs
-from seal_lightning.profiling import PhaseProfile
+from seal_lightning.profiling import PhaseProfile, allocator
 from seal_lightning.runtime import Runtime
 from seal_lightning.sampling import Completion, Sampler
 from seal_lightning.sampling.sharded import sample_shared
@@ -85,6 +85,8 @@ class ReSTEM:
         for round_index, items in enumerate(self.rounds, start=1):  # refused before any work is done
             self.check_items(round_index, items)
         with self.runtime.tracker.run("fit", "fit", to_flat_dict(self.runtime.config)):
+            # The phases' memory peaks depend on the malloc serving the process (scripts/run.sh preloads mimalloc).
+            self.runtime.tracker.set_tags({"seal.allocator": allocator()})
             for callback in self.callbacks:
                 callback.on_restem_start(self)
             try:

@@ -6,8 +6,10 @@ GPU the device's peak allocated memory is recorded too. The records go to the ru
 The reset is the kernel's: `getrusage` and `/usr/bin/time` then report only the peak since the last
 phase began, so a run's peak is the largest phase peak.
 
-At the end of each phase the memory it freed goes back to the system (glibc's `malloc_trim`): glibc keeps
-freed heap memory for reuse, so without it every later phase would start from the largest earlier peak.
+At the end of each phase the memory it freed goes back to the system (`mi_collect` under mimalloc, else
+glibc's `malloc_trim`): allocators keep freed memory for reuse, so without it every later phase would start
+from the largest earlier peak. `scripts/run.sh` preloads mimalloc (the `cmeel-mimalloc` wheel): glibc's heap
+fragments under a training step's many mid-sized temporaries (see the README's Memory section).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import torch
 
 GIB = 1024**3
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
+# The symbols of the running process: a preloaded allocator's functions are found here.
+_PROCESS = ctypes.CDLL(None)
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,16 @@ def resident_gib() -> float:
     return _status_kib("VmRSS") / 1024**2
 
 
+def allocator() -> str:
+    """Which malloc serves this process: "mimalloc" where it was preloaded, else "system"."""
+    return "mimalloc" if hasattr(_PROCESS, "mi_collect") else "system"
+
+
 def release_freed_memory() -> None:
-    """Hand the heap memory that is free back to the system (glibc only; elsewhere nothing to do)."""
+    """Hand the memory that is free back to the system (mimalloc or glibc; elsewhere nothing to do)."""
+    if allocator() == "mimalloc":
+        _PROCESS.mi_collect(ctypes.c_bool(True))
+        return
     trim = getattr(_LIBC, "malloc_trim", None)
     if trim is not None:
         trim(0)
