@@ -14,15 +14,20 @@ from seal_lightning.profiling import PhaseProfile, peak_gib, reset_peak, residen
 MIMALLOC = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "lib" / "libmimalloc.so"
 
 PHASES = """
-import json, torch
+import gc, json, torch
 from dataclasses import asdict
 from seal_lightning.profiling import PhaseProfile, allocator, reset_peak
+gc.disable()  # as if Python's own collector had not run yet when the phase ends
 profile = PhaseProfile()
 with profile.phase("big"):
     block = torch.ones(256 * 1024**2 // 4)  # 256 MiB, touched
     pieces = [torch.ones(64 * 1024 // 4 * (1 + i % 7)) for i in range(2000)]  # 0.5 GiB of heap-sized pieces
     del block, pieces[::2]
     del pieces
+with profile.phase("cycle"):
+    holder = {"tensor": torch.ones(256 * 1024**2 // 4)}
+    holder["self"] = holder  # a reference cycle: only the cycle collector frees it
+    del holder
 with profile.phase("small"):
     torch.ones(1024)
 print(json.dumps({"allocator": allocator(), "reset": reset_peak(), "records": [asdict(r) for r in profile.records]}))
@@ -42,9 +47,12 @@ def test_a_phase_records_its_own_peak_not_an_earlier_one(malloc):
     done = subprocess.run([sys.executable, "-c", PHASES], capture_output=True, text=True, check=True, env=env)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["allocator"] == malloc
-    big, small = result["records"]
-    assert big["name"] == "big" and small["name"] == "small"
+    big, cycle, small = result["records"]
+    assert [big["name"], cycle["name"], small["name"]] == ["big", "cycle", "small"]
     assert big["peak_rss_gib"] - big["start_rss_gib"] > 0.2
+    # Memory held only by garbage cycles is collected and handed back too.
+    assert cycle["peak_rss_gib"] - cycle["start_rss_gib"] > 0.2
+    assert small["start_rss_gib"] < cycle["peak_rss_gib"] - 0.2
     if result["reset"]:  # Linux: the high-water mark starts again at each phase
         assert small["peak_rss_gib"] < big["peak_rss_gib"] - 0.2
     assert small["seconds"] >= 0
