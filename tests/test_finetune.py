@@ -1,3 +1,7 @@
+import gc
+import weakref
+
+import lightning as L
 import pytest
 import torch
 
@@ -78,6 +82,22 @@ def test_a_fit_trains_and_leaves_checkpointing_off(policy, tokenizer):
         assert not policy.is_gradient_checkpointing
     finally:
         module.model.unload()
+
+
+def test_a_callback_does_not_keep_the_module_it_watched_alive(policy, tokenizer):
+    """Lightning binds a callback's `log` to the module it trains; a callback that outlives the fit (as the
+    ReST-EM callbacks do) must not keep that module, its model wrapper and optimizer state in memory."""
+    watcher = L.Callback()
+    module = LoRAFineTuneModule(policy, LoRAConfig(rank=4, alpha=8), lr=1e-3, seed=0)
+    try:
+        module.fit(examples(tokenizer), tokenizer, epochs=1, batch_size=4, callbacks=[watcher])
+    finally:
+        module.model.unload()
+    gone = weakref.ref(module)
+    del module
+    gc.collect()
+    assert gone() is None
+    assert "log" not in vars(watcher) and callable(watcher.state_dict)
 
 
 def test_micro_batches_cover_every_row_and_cut_their_own_padding(tokenizer):
