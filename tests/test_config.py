@@ -63,8 +63,9 @@ def test_command_defaults_lose_to_file_and_overrides(tmp_path):
         (["continual.strategy=naive,naive"], "names a strategy twice"),
         (["continual.strategy=replay_mix+olora,olora+replay_mix"], "names a strategy twice"),
         (["continual.strategy=naive,olora+magic"], "continual.strategy names 'magic'; valid strategies"),
-        (["continual.strategy=naive+olora"], "combine distinct strategies other than naive"),
-        (["continual.strategy=olora+olora"], "combine distinct strategies other than naive"),
+        (["continual.strategy=naive+olora"], "combine distinct strategies other than naive and routed"),
+        (["continual.strategy=olora+olora"], "combine distinct strategies other than naive and routed"),
+        (["continual.strategy=replay_mix+routed"], "combine distinct strategies other than naive and routed"),
         (["continual.strategy=replay+replay_mix"], "replay and replay_mix do one job"),
         (["continual.strategy=gate_search+olora+gated"], "gate_search and gated do one job"),
         (["continual.passages=1"], "continual.passages must be at least 2"),
@@ -229,5 +230,5 @@ def test_shipped_strategy_files_load():
     for name in ("continual.yaml", "continual_squad.yaml"):
         shipped = load_config(f"conf/{name}", [], strategy_files=True).continual
         assert (shipped.passages, shipped.sequences, shipped.strategies) == (
-            8, 4, ["naive", "replay_mix", "olora", "gate_search", "replay_mix+olora"]
+            8, 4, ["naive", "replay_mix", "olora", "gate_search", "replay_mix+olora", "routed"]
         )  # fmt: skip

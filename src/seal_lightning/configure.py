@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seal_lightning.config import DataConfig, SealConfig
-from seal_lightning.continual.config import STRATEGIES, ContinualConfig, validate_continual
+from seal_lightning.continual.config import STRATEGIES, WITHOUT_SETTINGS, ContinualConfig, validate_continual
 from seal_lightning.domains.registry import domain_spec, registered
 from seal_lightning.errors import ConfigError
 
@@ -100,11 +100,11 @@ def load_config(
 
 
 def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
-    """`continual.NAME` nodes read from each selected strategy's YAML file (naive has no settings)."""
+    """`continual.NAME` nodes read from each selected strategy's YAML file (naive and routed have no settings)."""
     folder = Path(merged.continual.strategy_dir)
     layers = []
     for name in ContinualConfig(strategy=merged.continual.strategy).components:
-        if name not in STRATEGIES or name == "naive":
+        if name not in STRATEGIES or name in WITHOUT_SETTINGS:
             continue
         path = folder / f"{name}.yaml"
         if not path.is_file():

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from peft import get_peft_model
+from peft import PeftModel, get_peft_model
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader
@@ -39,17 +39,20 @@ from seal_lightning.packing import PackedBatch, pack, shifted_labels, step_batch
 from seal_lightning.stacked_adamw import StackedAdamW
 from seal_lightning.stacked_lora import Routing, StackedLoRALinear
 
+# One adapter's (A, B) per target module, keyed by the module's name in the base model.
+AdapterWeights = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
 
 class MultiLoRAModel:
     """Stacked adapters installed into a base model; `remove()` puts the original layers back."""
 
-    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, seeds: Sequence[int]) -> None:
+    def __init__(self, base: PreTrainedModel, lora: LoRAConfig, initial: Sequence[AdapterWeights]) -> None:
+        """Install adapters with the given (A, B) per target module: one `AdapterWeights` per adapter."""
         self.base = base
         self.lora = lora
-        self.num_adapters = len(seeds)
+        self.num_adapters = len(initial)
         self.routing = Routing()
         base.requires_grad_(False)
-        initial = [peft_initial_weights(base, lora, seed) for seed in seeds]
         self.layers: dict[str, StackedLoRALinear] = {}
         for name in initial[0]:
             parent_name, _, child = name.rpartition(".")
@@ -59,6 +62,11 @@ class MultiLoRAModel:
             )
             setattr(parent, child, layer)
             self.layers[name] = layer
+
+    @classmethod
+    def from_seeds(cls, base: PreTrainedModel, lora: LoRAConfig, seeds: Sequence[int]) -> MultiLoRAModel:
+        """Fresh adapters, each initialised as PEFT would under its seed."""
+        return cls(base, lora, [peft_initial_weights(base, lora, seed) for seed in seeds])
 
     @torch.no_grad()
     def sequence_scores(self, sequences: Sequence[tuple[int, list[int], list[int]]]) -> dict[str, list[float]]:
@@ -103,12 +111,17 @@ class MultiLoRAModel:
         return folder
 
 
-def peft_initial_weights(
-    base: PreTrainedModel, lora: LoRAConfig, seed: int
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def peft_initial_weights(base: PreTrainedModel, lora: LoRAConfig, seed: int) -> AdapterWeights:
     """PEFT's own initial (A, B) per target module under `seed`, exactly as a sequential run starts."""
     L.seed_everything(seed, verbose=False)
     peft_model = get_peft_model(base, peft_lora_config(lora))
+    weights = peft_adapter_weights(peft_model)
+    peft_model.unload()
+    return weights
+
+
+def peft_adapter_weights(peft_model: PeftModel) -> AdapterWeights:
+    """A copy of a PEFT model's (A, B) per target module (its "default" adapter), keyed by module name."""
     weights = {}
     prefix = "base_model.model."
     for name, module in peft_model.named_modules():
@@ -118,7 +131,6 @@ def peft_initial_weights(
                 module.lora_A["default"].weight.detach().clone(),
                 module.lora_B["default"].weight.detach().clone(),
             )
-    peft_model.unload()
     return weights
 
 
@@ -171,7 +183,7 @@ def train_adapters(
     if len({stack_key(config) for config in configs}) != 1:
         raise ValueError("stacked inner loops must share their settings other than lr, epochs and batch_size")
     shared = configs[0]
-    multi = MultiLoRAModel(base, shared.lora, seeds)
+    multi = MultiLoRAModel.from_seeds(base, shared.lora, seeds)
     module = BatchedInnerLoRAModule(multi, [config.lr for config in configs])
     steps = step_batches(
         documents,

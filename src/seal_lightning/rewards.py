@@ -78,6 +78,11 @@ def mean_grade(values: Sequence[float]) -> float:
     return sum(graded) / len(graded) if graded else math.nan
 
 
+def set_means(values: Sequence[float], set_of: Sequence[int], sets: int) -> list[float]:
+    """The mean grade of each of `sets` question sets, from per-question values and each question's set."""
+    return [mean_grade([value for value, s in zip(values, set_of, strict=True) if s == index]) for index in range(sets)]
+
+
 def grade(metric: str, questions: Sequence[Question], predictions: Sequence[str], config: RewardConfig) -> list[float]:
     """Per-question grades of greedy answers under one generated-answer metric."""
     if metric == "llm_judge":

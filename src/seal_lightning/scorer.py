@@ -20,7 +20,14 @@ from seal_lightning.config import TEACHER_FORCED_METRICS, RewardConfig
 from seal_lightning.domains import Domain, Item, Question, SelfEditUpdate
 from seal_lightning.inner import adapted, tokenized
 from seal_lightning.multilora import MultiLoRAModel, stack_key, stacked_adapters
-from seal_lightning.rewards import answer_sequences, grade, mean_grade, question_prompts, teacher_forced_scores
+from seal_lightning.rewards import (
+    answer_sequences,
+    grade,
+    mean_grade,
+    question_prompts,
+    set_means,
+    teacher_forced_scores,
+)
 from seal_lightning.sampling.base import AdapterAnswerer
 from seal_lightning.sampling.hf import greedy_texts
 
@@ -169,39 +176,42 @@ class SelfEditScorer:
         flat = [question for _, questions in sets for question in questions]
         # Each question's set, so that scores average per set.
         set_of = [s for s, (_, questions) in enumerate(sets) for _ in questions]
-        per_question: dict[str, list[float]] = {}
         configs = [job.update.inner for job in jobs]
         with stacked_adapters(self.model, self.tokenizer, examples, seeds, configs) as multi:
-            forced = [metric for metric in metrics if metric in TEACHER_FORCED_METRICS]
-            if forced:
-                sequences = answer_sequences(self.tokenizer, flat)
-                values = multi.sequence_scores(
-                    [(k, ids, labels) for k, (ids, labels) in zip(owners, sequences, strict=True)]
-                )
-                per_question |= {metric: values[metric] for metric in forced}
-            generated = [metric for metric in metrics if metric not in TEACHER_FORCED_METRICS]
-            if generated:
-                predictions = self.stacked_answers(multi, owners, flat, len(jobs))
-                per_question |= {metric: grade(metric, flat, predictions, self.reward_config) for metric in generated}
-        means = [
-            {metric: mean_grade([v for v, s in zip(values, set_of, strict=True) if s == index]) for metric, values in
-             per_question.items()}
-            for index in range(len(sets))
-        ]  # fmt: skip
+            per_question = self.routed(multi, owners, flat, metrics)
+        by_metric = {metric: set_means(values, set_of, len(sets)) for metric, values in per_question.items()}
+        means = [{metric: values[index] for metric, values in by_metric.items()} for index in range(len(sets))]
         by_job: list[list[Scores]] = [[] for _ in jobs]
         for (k, _), scores in zip(sets, means, strict=True):
             by_job[k].append(scores)
         return by_job
 
-    def stacked_answers(
-        self, multi: MultiLoRAModel, owners: Sequence[int], questions: Sequence[Question], adapters: int
-    ) -> list[str]:
+    def routed(
+        self, multi: MultiLoRAModel, owners: Sequence[int], questions: Sequence[Question], metrics: Sequence[str]
+    ) -> dict[str, list[float]]:
+        """Each metric per question, question i answered through adapter owners[i] of `multi`: teacher-forced
+        in one packed forward, greedy answers in one routed batch."""
+        per_question: dict[str, list[float]] = {}
+        forced = [metric for metric in metrics if metric in TEACHER_FORCED_METRICS]
+        if forced:
+            sequences = answer_sequences(self.tokenizer, questions)
+            values = multi.sequence_scores(
+                [(k, ids, labels) for k, (ids, labels) in zip(owners, sequences, strict=True)]
+            )
+            per_question |= {metric: values[metric] for metric in forced}
+        generated = [metric for metric in metrics if metric not in TEACHER_FORCED_METRICS]
+        if generated:
+            predictions = self.stacked_answers(multi, owners, questions)
+            per_question |= {metric: grade(metric, questions, predictions, self.reward_config) for metric in generated}
+        return per_question
+
+    def stacked_answers(self, multi: MultiLoRAModel, owners: Sequence[int], questions: Sequence[Question]) -> list[str]:
         """Greedy answers, question i through adapter owners[i]: from the answerer with the adapters exported
         as PEFT folders, else from one `generate` call with each row routed to its adapter."""
         if self.answerer is not None:
             prompts = question_prompts(self.tokenizer, questions)
             with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:
-                paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(adapters)]
+                paths = [str(multi.export(k, Path(folder) / f"adapter_{k}")) for k in range(multi.num_adapters)]
                 return self.answerer(prompts, [paths[k] for k in owners])
         adapter_of = torch.tensor(list(owners), device=multi.base.device)
         route = lambda rows: multi.routing.set_rows(adapter_of[rows])  # noqa: E731

@@ -90,3 +90,10 @@ def test_resample_has_the_current_model_write_each_steps_self_edit(tmp_path, bui
     assert record["selfedits"][0] == starting[0]
     assert record["selfedits"][1] != starting[1]
     assert record["selfedits"] != [fixed[key] for key in record["order"]]
+
+
+def test_routed_merges_nothing_and_records_its_gate(continual_run):
+    _, store, _, _ = continual_run
+    steps = store.read_json("continual/routed/sequence_0.json")["steps"]
+    assert [step["scale"] for step in steps] == [0.0, 0.0]
+    assert all(0 <= step["plugins"]["routed_accuracy"] <= 1 for step in steps)

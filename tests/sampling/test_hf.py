@@ -54,7 +54,7 @@ def test_rows_leave_the_batch_as_they_end(policy, tokenizer):
 def test_each_row_keeps_its_adapter_as_the_batch_shrinks(policy, tokenizer):
     texts = prompts(tokenizer) * 2
     owners = torch.tensor([0] * (len(texts) // 2) + [1] * (len(texts) // 2))
-    multi = MultiLoRAModel(policy, LoRAConfig(rank=4, alpha=8), seeds=[0, 1])
+    multi = MultiLoRAModel.from_seeds(policy, LoRAConfig(rank=4, alpha=8), seeds=[0, 1])
     try:
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():  # adapters start as no-ops (B = 0): make them differ

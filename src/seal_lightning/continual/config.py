@@ -113,7 +113,11 @@ class ContinualConfig:
         return list(dict.fromkeys(part for name in self.strategies for part in parts(name)))
 
 
-STRATEGIES = ("naive", "replay", "replay_mix", "ewc", "lwf", "gated", "gate_search", "olora")
+STRATEGIES = ("naive", "replay", "replay_mix", "ewc", "lwf", "gated", "gate_search", "olora", "routed")
+# Strategies without hyper-parameters (and so without a file in `strategy_dir`).
+WITHOUT_SETTINGS = ("naive", "routed")
+# Strategies that run alone: routed merges no edit, so no other strategy has a merged model to work on.
+ALONE = ("naive", "routed")
 # Strategies that do one job two ways: combining them would rehearse twice or gate twice.
 SAME_JOB = ({"replay", "replay_mix"}, {"gated", "gate_search"})
 
@@ -127,8 +131,10 @@ def _check_combination(name: str) -> None:
     combined = parts(name)
     if len(combined) == 1:
         return
-    if "naive" in combined or len(set(combined)) != len(combined):
-        raise ConfigError(f"continual.strategy combines {name!r}; combine distinct strategies other than naive")
+    if set(ALONE) & set(combined) or len(set(combined)) != len(combined):
+        raise ConfigError(
+            f"continual.strategy combines {name!r}; combine distinct strategies other than {' and '.join(ALONE)}"
+        )
     for job in SAME_JOB:
         if len(job & set(combined)) > 1:
             raise ConfigError(f"continual.strategy combines {name!r}; {' and '.join(sorted(job))} do one job")

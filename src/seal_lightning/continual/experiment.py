@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 from seal_lightning.configure import to_flat_dict
 from seal_lightning.continual import metrics, plots
 from seal_lightning.continual.config import ContinualConfig, parts
-from seal_lightning.continual.learner import SequentialEditor
+from seal_lightning.continual.learner import Evaluation, SequentialEditor
 from seal_lightning.continual.strategies import build_plugins
 from seal_lightning.continual.stream import passage_stream
 from seal_lightning.domains import Item
@@ -132,7 +132,7 @@ class ContinualExperiment:
         editor = SequentialEditor(self.runtime.load_model(), self.tokenizer, self.runtime.config.inner, plugins, seed)
         stream_documents = [documents[p.key] for p in stream]
         selfedits = []
-        matrix = [self.accuracy_row(editor.model, stream)]
+        matrix = [self.accuracy_row(editor, stream).scores]
         steps = []
         for position in tqdm(range(len(stream)), desc=f"{strategy} order {index}", leave=False):
             if self.config.resample:  # the paper's protocol: the current model writes this step's self-edit
@@ -143,8 +143,10 @@ class ContinualExperiment:
             experience = passage_stream(stream_documents[: position + 1], self.tokenizer.pad_token_id)[position]
             start = time.perf_counter()
             report = editor.learn(experience)
-            steps.append({"seconds": time.perf_counter() - start, **vars(report)})
-            matrix.append(self.accuracy_row(editor.model, stream))
+            seconds = time.perf_counter() - start
+            evaluation = self.accuracy_row(editor, stream)
+            matrix.append(evaluation.scores)
+            steps.append({"seconds": seconds, **vars(report), "plugins": report.plugins | evaluation.figures})
         return {
             "order": [p.key for p in stream],
             "titles": [p.title for p in stream],
@@ -160,10 +162,10 @@ class ContinualExperiment:
         (completions,) = sampler.sample([self.domain.selfedit_prompt(passage)], 1, [seed])
         return completions[0].text
 
-    def accuracy_row(self, model: PreTrainedModel, stream: list[Item]) -> list[float]:
-        metric = self.config.metric
-        scorer = self.runtime.scorer(model)
-        return [scorer.unadapted(self.domain.questions(p), [metric])[metric] for p in stream]
+    def accuracy_row(self, editor: SequentialEditor, stream: list[Item]) -> Evaluation:
+        """The metric on every passage of the stream, as the edits so far left the editor."""
+        scorer = self.runtime.scorer(editor.model)
+        return editor.evaluate(scorer, [self.domain.questions(p) for p in stream], self.config.metric)
 
     def track(self, result: StrategyResult) -> None:
         """Metrics, the matrix in the paper's layout, a heatmap and the first passage's retention curve."""

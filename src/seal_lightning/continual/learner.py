@@ -18,8 +18,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig
 from seal_lightning.continual.stream import Example, examples_of
+from seal_lightning.domains import Question
 from seal_lightning.finetune import set_adapter_scale
 from seal_lightning.inner import InnerLoRAModule
+from seal_lightning.scorer import SelfEditScorer
+
+# The stream's passages' questions, one set per passage in stream order.
+QuestionSets = Sequence[Sequence[Question]]
 
 
 class ContinualPlugin(L.Callback):
@@ -48,6 +53,13 @@ class ContinualPlugin(L.Callback):
         """What the plugin did in the last experience, for the step's record (a gate's decision, a penalty)."""
         return {}
 
+    def evaluate(
+        self, learner: SequentialEditor, scorer: SelfEditScorer, question_sets: QuestionSets, metric: str
+    ) -> Evaluation | None:
+        """The metric on each question set (the stream's passages, in stream order) where this plugin answers
+        in place of the merged model, as an adapter bank does; None: the merged model answers."""
+        return None
+
 
 class ContinualLoRAModule(InnerLoRAModule):
     """The inner-loop update with the plugins' `before_backward` penalties added to every step's loss."""
@@ -66,6 +78,14 @@ class ContinualLoRAModule(InnerLoRAModule):
         for plugin in self.plugins:
             total = plugin.before_backward(self, total)
         return total if total.requires_grad else None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The metric on each question set, and what the plugin that answered measured about its answering."""
+
+    scores: list[float]
+    figures: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -111,3 +131,11 @@ class SequentialEditor:
             plugin.after_training_exp(self, experience)
         figures = {key: value for plugin in self.plugins for key, value in plugin.step_metrics().items()}
         return StepReport(examples=len(examples), scale=scale, loss=module.losses[-1], plugins=figures)
+
+    def evaluate(self, scorer: SelfEditScorer, question_sets: QuestionSets, metric: str) -> Evaluation:
+        """The metric on each question set: a plugin's answering where one answers, else the merged model's."""
+        for plugin in self.plugins:
+            evaluation = plugin.evaluate(self, scorer, question_sets, metric)
+            if evaluation is not None:
+                return evaluation
+        return Evaluation([scorer.unadapted(questions, [metric])[metric] for questions in question_sets], {})

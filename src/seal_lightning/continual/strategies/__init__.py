@@ -7,6 +7,7 @@
 - gated, gate_search: ours; merge an update at the largest scale that keeps a probe of earlier passages
   within a tolerance (a few scales, or bisection).
 - olora: each edit's LoRA kept out of the input subspaces of earlier edits (O-LoRA's penalty).
+- routed: ours, after Expert Gate; every edit kept as its own adapter, each question routed to one of them.
 
 Strategies combine: `replay_mix+olora` runs both plugins in one sequence (the lowest merge scale wins).
 """
@@ -23,6 +24,7 @@ from seal_lightning.continual.strategies.gated import GatedMerge, GateSearch
 from seal_lightning.continual.strategies.lwf import LwF
 from seal_lightning.continual.strategies.olora import OrthogonalLoRA
 from seal_lightning.continual.strategies.replay import MixedReplay, Replay
+from seal_lightning.continual.strategies.routed import RoutedBank
 
 
 def build_plugins(
@@ -53,4 +55,6 @@ def _single(name: str, config: SealConfig, tokenizer: PreTrainedTokenizerBase, s
             return [GateSearch(continual.gate_search, tokenizer, config.reward.batch_size)]
         case "olora":
             return [OrthogonalLoRA(continual.olora)]
+        case "routed":
+            return [RoutedBank(config.inner.lora, tokenizer)]
     raise ValueError(f"unknown strategy {name!r}")  # validate_continual refuses it first
