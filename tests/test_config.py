@@ -163,11 +163,11 @@ def test_missing_config_file():
         ["evaluate", "data.heldout=/no/such/file.json"],
         ["evaluate", "--compare", "/no/such/a", "/no/such/b"],
         ["continual", "continual.strategy=ewc", "continual.strategy_dir=/no/such/dir"],
-        ["compare", "--experiment", "nope", "run_dir=/tmp/seal-lightning-no-such-run"],
+        ["compare", "--experiment", "nope", "run_dir={tmp}/no-such-run"],
     ],
 )
-def test_cli_errors_exit_2_with_one_line(argv, capsys):
-    assert main(argv) == 2
+def test_cli_errors_exit_2_with_one_line(argv, capsys, tmp_path):
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("seal-lightning: error: ")
     assert err.count("\n") == 1
