@@ -1,5 +1,5 @@
 """routed: every edit banked as its own adapter, none merged; each question scored through the edit whose
-adapter predicts the question's words best."""
+adapter predicts the question's words best relative to that edit's average over the questions."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def test_each_question_is_scored_through_the_edit_that_predicts_it_best(banked, 
         logliks.append(question_logliks(peft_model, tokenizer, flat))
         accuracies.append(teacher_forced_scores(peft_model, tokenizer, flat, 1)["token_accuracy"])
         peft_model.unload()
-    routes = torch.tensor(logliks).argmax(dim=0).tolist()
+    per_edit = torch.tensor(logliks)  # (edit, question)
+    routes = (per_edit - per_edit.mean(dim=1, keepdim=True)).argmax(dim=0).tolist()
     chosen = [accuracies[k][i] for i, k in enumerate(routes)]
     sizes = [len(questions) for questions in question_sets]
     expected = [sum(part) / len(part) for part in torch.tensor(chosen).split(sizes)]
