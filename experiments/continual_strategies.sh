@@ -3,7 +3,7 @@
 # on the built-in stream and, when ../shared/data is there, on 8 SQuAD passages (conf/continual_squad.yaml);
 # naive also under the paper's protocol (continual.resample=true). Then `compare` prints every table and
 # writes the figures, the trade-off figure with one point per strategy and setting. Extra arguments are
-# config overrides for every `continual` run. Run time on a 2-core CPU: about 3 h 25 min (see the README).
+# config overrides for every `continual` run. Run time on a 2-core CPU: about 3.5 hours (see the README).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs=${RUN_DIR:-runs}
