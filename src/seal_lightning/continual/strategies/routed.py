@@ -3,7 +3,7 @@
 After Expert Gate (Aljundi et al., 2017) and MELO (Yu et al., 2024): a bank of experts and a gate that
 picks one per input. Here the gate asks every adapter how likely the question's own words are: the adapter
 trained on a passage has seen its names and terms, which the question reuses. Some edits make every
-question likelier (their documents read like questions), so each edit's scores are centred on its mean
+question likelier than other edits do, so each edit's scores are centred on its mean
 over the questions asked together, and each question goes to the edit it stands out under most. The gate
 never sees an answer or a passage. Later edits cannot overwrite earlier ones, so what is left of
 forgetting is the gate's mistakes; the cost is one adapter per edit in memory and a gate pass per question.
