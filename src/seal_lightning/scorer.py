@@ -39,6 +39,7 @@ def greedy_answers(
     config: RewardConfig,
     batch_size: int | None = None,
     route: Callable[[torch.Tensor], None] | None = None,
+    groups: Sequence[int] | None = None,
 ) -> list[str]:
     return greedy_texts(
         model,
@@ -47,6 +48,7 @@ def greedy_answers(
         max_new_tokens=config.max_new_tokens,
         batch_size=batch_size or config.batch_size,
         route=route,
+        groups=groups,
     )
 
 
@@ -215,4 +217,6 @@ class SelfEditScorer:
                 return self.answerer(prompts, [paths[k] for k in owners])
         adapter_of = torch.tensor(list(owners), device=multi.base.device)
         route = lambda rows: multi.routing.set_rows(adapter_of[rows])  # noqa: E731
-        return greedy_answers(multi.base, self.tokenizer, questions, self.reward_config, len(questions), route)
+        return greedy_answers(
+            multi.base, self.tokenizer, questions, self.reward_config, len(questions), route, groups=owners
+        )
