@@ -209,7 +209,7 @@ class SelfEditScorer:
 
     def stacked_answers(self, multi: MultiLoRAModel, owners: Sequence[int], questions: Sequence[Question]) -> list[str]:
         """Greedy answers, question i through adapter owners[i]: from the answerer with the adapters exported
-        as PEFT folders, else from one `generate` call with each row routed to its adapter."""
+        as PEFT folders, else from one greedy batch, rows routed and prefixes shared per adapter."""
         if self.answerer is not None:
             prompts = question_prompts(self.tokenizer, questions)
             with tempfile.TemporaryDirectory(prefix="seal-adapters-") as folder:

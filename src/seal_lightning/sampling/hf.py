@@ -228,7 +228,7 @@ class TransformersSampler:
         self.model = model
 
     def answerer(self, max_new_tokens: int) -> AdapterAnswerer | None:
-        """None: answers through adapters come from the scorer's own routed `generate`."""
+        """None: answers through adapters come from the scorer's own routed greedy batch."""
         return None
 
     def close(self) -> None:

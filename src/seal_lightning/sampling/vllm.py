@@ -247,7 +247,7 @@ class VLLMSampler:
 
     def answerer(self, max_new_tokens: int) -> AdapterAnswerer | None:
         """Greedy answers through LoRA requests on the engine's policy: on a GPU by default
-        (`sampler.vllm.serve_answers`); on the CPU the scorer's routed `generate` is faster."""
+        (`sampler.vllm.serve_answers`); on the CPU the scorer's routed greedy batch is faster."""
         serve = self.config.vllm.serve_answers
         if not (torch.cuda.is_available() if serve is None else serve):
             return None
