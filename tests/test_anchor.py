@@ -1,4 +1,5 @@
-"""The M-step's KL anchor: with it, the M-step moves the policy's answers less."""
+"""The M-step's KL anchor: it is the KL over the answer positions' full logits, and with it the M-step moves
+the policy's answers less."""
 
 import torch
 
@@ -38,3 +39,22 @@ def test_the_anchor_keeps_the_mstep_from_moving_the_answers(policy, tokenizer, k
         drifts[weight] = answer_drift(module, anchor)
         module.model.unload()  # the session's policy stays as it was
     assert drifts[20.0] < 0.5 * drifts[0.0], drifts
+
+
+def test_the_penalty_is_the_kl_of_the_full_logits_at_answer_positions(policy, tokenizer, knowledge):
+    anchor = AnswerAnchor(3.0, 100, knowledge(), tokenizer, seed=0)
+    anchor.anchor_on(PASSAGES[:2], seed=0)
+    module = ReSTEMPolicyModule(policy, OuterConfig(lora=LoRAConfig(rank=4, alpha=8)), seed=0)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # a fresh adapter is a no-op (B = 0): move the policy away from its start
+            for name, parameter in module.model.named_parameters():
+                if "lora_B" in name:
+                    parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
+        penalty = anchor.mstep_penalty(module)  # the batch holds every example: the KL over all of them
+        expected = answer_drift(module, anchor)
+    finally:
+        module.model.unload()
+    assert penalty.requires_grad
+    assert expected > 1e-4, "the adapter must move the answers for the check to mean anything"
+    torch.testing.assert_close(penalty.item() / 3.0, expected, rtol=1e-5, atol=1e-6)

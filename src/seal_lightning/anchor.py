@@ -22,6 +22,7 @@ from seal_lightning.callbacks import ReSTEMCallback
 from seal_lightning.domains import Domain, Item
 from seal_lightning.examples import IGNORE_INDEX, pad_batch
 from seal_lightning.finetune import adapter_off
+from seal_lightning.output_head import decoder_states, next_token_targets, output_head
 from seal_lightning.rewards import answer_sequences
 
 if TYPE_CHECKING:
@@ -60,13 +61,13 @@ class AnswerAnchor(ReSTEMCallback):
         picked = self.rng.sample(self.examples, min(self.batch_size, len(self.examples)))
         batch = {k: v.to(module.model.device) for k, v in pad_batch(picked, self.tokenizer.pad_token_id).items()}
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        # The positions that predict answer tokens (the logits at t predict token t + 1): only these are
+        # projected onto the vocabulary, not every position of the batch.
+        where = next_token_targets(batch["labels"]) != IGNORE_INDEX
+        head = output_head(module.model)
         with torch.no_grad(), adapter_off(module.model):
-            reference = module.model(**inputs).logits
-        logits = module.model(**inputs).logits
-        # The logits at t predict token t + 1: those that predict answer tokens.
-        where = batch["labels"][:, 1:] != IGNORE_INDEX
-        start = torch.log_softmax(reference[:, :-1][where].float(), dim=-1)
-        now = torch.log_softmax(logits[:, :-1][where].float(), dim=-1)
+            start = torch.log_softmax(head(decoder_states(module.model, **inputs)[where]).float(), dim=-1)
+        now = torch.log_softmax(head(decoder_states(module.model, **inputs)[where]).float(), dim=-1)
         divergence = (start.exp() * (start - now)).sum(-1).mean()
         module.log("anchor_kl", divergence, batch_size=len(picked))
         return self.weight * divergence
