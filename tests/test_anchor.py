@@ -1,6 +1,7 @@
 """The M-step's KL anchor: it is the KL over the answer positions' full logits, and with it the M-step moves
 the policy's answers less."""
 
+import pytest
 import torch
 
 from seal_lightning.anchor import AnswerAnchor
@@ -41,6 +42,7 @@ def test_the_anchor_keeps_the_mstep_from_moving_the_answers(policy, tokenizer, k
     assert drifts[20.0] < 0.5 * drifts[0.0], drifts
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # called here outside a fit
 def test_the_penalty_is_the_kl_of_the_full_logits_at_answer_positions(policy, tokenizer, knowledge):
     anchor = AnswerAnchor(3.0, 100, knowledge(), tokenizer, seed=0)
     anchor.anchor_on(PASSAGES[:2], seed=0)
