@@ -151,7 +151,14 @@ def prefilled_prefixes(
     if route is not None:
         route(torch.tensor(heads, device=model.device))
     positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
-    model(input_ids=prefixes, attention_mask=prefix_mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    model(
+        input_ids=prefixes,
+        attention_mask=prefix_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,  # the prefix's logits are not used; one position keeps the output head's cost small
+    )
     # A row of a group with nothing to share takes any prefix row's cache, all of it masked out.
     slot = {group: index for index, group in enumerate(sharing)}
     expand = torch.tensor([slot.get(groups[row], 0) for row in rows.tolist()], device=model.device)
