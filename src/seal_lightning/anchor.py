@@ -65,9 +65,13 @@ class AnswerAnchor(ReSTEMCallback):
         # projected onto the vocabulary, not every position of the batch.
         where = next_token_targets(batch["labels"]) != IGNORE_INDEX
         head = output_head(module.model)
+
+        def answer_log_probs() -> torch.Tensor:
+            return torch.log_softmax(head(decoder_states(module.model, **inputs)[where]).float(), dim=-1)
+
         with torch.no_grad(), adapter_off(module.model):
-            start = torch.log_softmax(head(decoder_states(module.model, **inputs)[where]).float(), dim=-1)
-        now = torch.log_softmax(head(decoder_states(module.model, **inputs)[where]).float(), dim=-1)
+            start = answer_log_probs()
+        now = answer_log_probs()
         divergence = (start.exp() * (start - now)).sum(-1).mean()
         module.log("anchor_kl", divergence, batch_size=len(picked))
         return self.weight * divergence

@@ -89,6 +89,7 @@ def greedy_texts(
     """
     if groups is None:
         groups = range(len(prompts)) if route is not None else [0] * len(prompts)
+    groups = list(groups)
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     stops = torch.tensor(end_of_sequence_ids(model, tokenizer), device=model.device)
     tokens: list[list[int]] = [[] for _ in prompts]
@@ -96,7 +97,7 @@ def greedy_texts(
         for start in range(0, len(prompts), batch_size):
             rows = torch.arange(start, min(start + batch_size, len(prompts)), device=model.device)
             cache = DynamicCache(config=model.config)
-            input_ids, mask = prefilled_prefixes(model, tokenizer, encoded, list(groups), rows, cache, route)
+            input_ids, mask = prefilled_prefixes(model, tokenizer, encoded, groups, rows, cache, route)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
             if route is not None:
                 route(rows)
@@ -137,22 +138,22 @@ def prefilled_prefixes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run each group's common prefix once into `cache`, copied to its members' rows; return what is left
     to run (each row's own suffix, left-padded) and the attention mask over prefix and suffix."""
+    chunk = rows.tolist()
     members: dict[Hashable, list[int]] = {}
-    for row in rows.tolist():
+    for row in chunk:
         members.setdefault(groups[row], []).append(row)
     lengths = {group: common_prefix_length([encoded[row] for row in shared]) for group, shared in members.items()}
     sharing = [group for group in members if lengths[group] > 0]
     if not sharing:
-        return left_padded([encoded[row] for row in rows.tolist()], tokenizer.pad_token_id, model.device)
+        return left_padded(tokenizer, [encoded[row] for row in chunk], model.device)
     heads = [members[group][0] for group in sharing]
-    prefixes, prefix_mask = left_padded(
-        [encoded[head][: lengths[groups[head]]] for head in heads], tokenizer.pad_token_id, model.device
-    )
+    prefixes = [encoded[head][: lengths[groups[head]]] for head in heads]
+    prefix_ids, prefix_mask = left_padded(tokenizer, prefixes, model.device)
     if route is not None:
         route(torch.tensor(heads, device=model.device))
     positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
     model(
-        input_ids=prefixes,
+        input_ids=prefix_ids,
         attention_mask=prefix_mask,
         position_ids=positions,
         past_key_values=cache,
@@ -161,13 +162,12 @@ def prefilled_prefixes(
     )
     # A row of a group with nothing to share takes any prefix row's cache, all of it masked out.
     slot = {group: index for index, group in enumerate(sharing)}
-    expand = torch.tensor([slot.get(groups[row], 0) for row in rows.tolist()], device=model.device)
+    expand = torch.tensor([slot.get(groups[row], 0) for row in chunk], device=model.device)
     cache.batch_select_indices(expand)
-    own = torch.tensor([groups[row] in slot for row in rows.tolist()], device=model.device)
-    suffixes, suffix_mask = left_padded(
-        [encoded[row][lengths[groups[row]] :] for row in rows.tolist()], tokenizer.pad_token_id, model.device
-    )
-    return suffixes, torch.cat([prefix_mask[expand] * own[:, None], suffix_mask], dim=1)
+    own = torch.tensor([groups[row] in slot for row in chunk], device=model.device)
+    suffixes = [encoded[row][lengths[groups[row]] :] for row in chunk]
+    suffix_ids, suffix_mask = left_padded(tokenizer, suffixes, model.device)
+    return suffix_ids, torch.cat([prefix_mask[expand] * own[:, None], suffix_mask], dim=1)
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -179,16 +179,11 @@ def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 
 
 def left_padded(
-    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
+    tokenizer: PreTrainedTokenizerBase, sequences: list[list[int]], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask, padded on the left so every row's last token is its own."""
-    width = max(len(sequence) for sequence in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for index, sequence in enumerate(sequences):
-        ids[index, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
-        mask[index, width - len(sequence) :] = 1
-    return ids.to(device), mask.to(device)
+    batch = tokenizer.pad({"input_ids": sequences}, padding=True, padding_side="left", return_tensors="pt")
+    return batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
 
 def end_of_sequence_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
