@@ -34,7 +34,7 @@ def batch_gradients(policy, tokenizer, memory: TrainingMemory) -> tuple[dict[str
     batch = pad_batch(examples(tokenizer), tokenizer.pad_token_id)
     try:
         with activation_checkpointing(module.model, memory.activation_checkpointing):
-            loss = module.backward_batch(batch)
+            loss, _ = module.backward_batch(batch)
         return {n: p.grad.clone() for n, p in module.model.named_parameters() if p.requires_grad}, loss.item()
     finally:
         module.model.unload()

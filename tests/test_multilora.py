@@ -1,17 +1,20 @@
 """The batched inner loop against sequential PEFT runs: every adapter must come out as if trained alone."""
 
+import dataclasses
+
 import pytest
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from seal_lightning.config import InnerConfig, LoRAConfig, RewardConfig
+from seal_lightning.config import InnerConfig, LoRAConfig, RewardConfig, TrainingMemory
 from seal_lightning.domains import SelfEditUpdate
 from seal_lightning.inner import InnerLoRAModule, tokenized
 from seal_lightning.knowledge.builtin import builtin_passages
 from seal_lightning.knowledge.data import Passage
 from seal_lightning.knowledge.domain import answer_questions, documents_from_selfedit
 from seal_lightning.multilora import peft_initial_weights, train_adapters
+from seal_lightning.packing import step_batches
 from seal_lightning.rewards import answer_sequences
 from seal_lightning.scorer import SelfEditScorer, score_questions
 
@@ -62,21 +65,47 @@ def assert_trained_alike(model, tokenizer, configs, loss_atol: float, update_rto
     for (seq_losses, batched_losses, seq_state, batched_state), seed in zip(results, SEEDS, strict=True):
         # The same losses, step for step: one step per sequential step, in order, and none besides.
         torch.testing.assert_close(batched_losses, seq_losses, rtol=0, atol=loss_atol)
-        initial = peft_initial_weights(model, config.lora, seed)
-        assert seq_state.keys() == batched_state.keys()
-        difference = update = 0.0
-        for name in seq_state:
-            module, kind = name.removeprefix("base_model.model.").rsplit(".lora_", 1)
-            start = initial[module][0 if kind.startswith("A") else 1]
-            assert seq_state[name].dtype == batched_state[name].dtype == torch.float32
-            difference += (batched_state[name] - seq_state[name]).pow(2).sum().item()
-            update += (seq_state[name] - start).pow(2).sum().item()
-        assert update > 0
-        assert (difference / update) ** 0.5 < update_rtol
+        assert update_difference(model, config.lora, seed, seq_state, batched_state) < update_rtol
+
+
+def update_difference(model, lora: LoRAConfig, seed: int, state, other) -> float:
+    """The norm of `other` minus `state` over the norm of `state`'s update from PEFT's initial weights."""
+    initial = peft_initial_weights(model, lora, seed)
+    assert state.keys() == other.keys()
+    difference = update = 0.0
+    for name in state:
+        module, kind = name.removeprefix("base_model.model.").rsplit(".lora_", 1)
+        start = initial[module][0 if kind.startswith("A") else 1]
+        assert state[name].dtype == other[name].dtype == torch.float32
+        difference += (other[name] - state[name]).pow(2).sum().item()
+        update += (state[name] - start).pow(2).sum().item()
+    assert update > 0
+    return (difference / update) ** 0.5
 
 
 def test_batched_adapters_come_out_as_if_trained_alone(policy, tokenizer):
     assert_trained_alike(policy, tokenizer, InnerConfig(epochs=2, batch_size=2), loss_atol=1e-4, update_rtol=1e-2)
+
+
+def test_micro_batches_of_packed_rows_train_the_stack_as_the_whole_step_does(policy, tokenizer):
+    # Passage-long documents, so that a step's documents fill several packed rows.
+    config = InnerConfig(epochs=2, batch_size=2)
+    passages = [("", PASSAGE.context), ("", OTHER_PASSAGE.context)]
+    updates = [SelfEditUpdate((*passages, ("", edit)), config) for edit in SELFEDITS * 2]
+    documents = [tokenized(u, tokenizer) for u in updates]
+    seeds = list(range(len(updates)))
+    steps = step_batches(documents, seeds, [2] * len(updates), [2] * len(updates), tokenizer.pad_token_id)
+    assert max(step.input_ids.shape[0] for step in steps) > 1, "a step must hold several rows to be split"
+    results = {}
+    for rows in (None, 1):
+        config = dataclasses.replace(updates[0].inner, memory=TrainingMemory(micro_batch_size=rows))
+        multi, module = train_adapters(policy, tokenizer, documents, seeds, [config] * len(updates))
+        results[rows] = torch.stack(module.adapter_losses), [multi.adapter_state(k) for k in range(len(seeds))]
+        multi.remove()
+    (whole_losses, whole_states), (split_losses, split_states) = results[None], results[1]
+    torch.testing.assert_close(split_losses, whole_losses, rtol=1e-5, atol=1e-6, equal_nan=True)
+    for seed, whole, split in zip(seeds, whole_states, split_states, strict=True):
+        assert update_difference(policy, updates[0].inner.lora, seed, whole, split) < 1e-3
 
 
 def test_adapters_with_their_own_lr_epochs_and_batch_size_train_in_one_stack_as_if_alone(policy, tokenizer):

@@ -12,10 +12,11 @@ positions, the target is the starting policy's own distribution, so the anchor t
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.callbacks import ReSTEMCallback
@@ -53,25 +54,44 @@ class AnswerAnchor(ReSTEMCallback):
         ]
         self.rng = random.Random(seed)
 
-    def mstep_penalty(self, module: ReSTEMPolicyModule) -> torch.Tensor:
-        """The KL's mean over the answer positions of a batch of questions. Under data-parallel ranks every
-        rank draws the same batch (one seeded rng) and computes the whole penalty: DDP's average of equal
-        gradients is that gradient, so results do not depend on the number of ranks (sharing the batch
+    def mstep_penalty(self, module: ReSTEMPolicyModule, budget: int) -> Iterator[torch.Tensor]:
+        """The KL's mean over the answer positions of a batch of questions, in parts of at most `budget`
+        padded tokens (one question at least), each part its share of that mean. Under data-parallel ranks
+        every rank draws the same batch (one seeded rng) and computes the whole penalty: DDP's average of
+        equal gradients is that gradient, so results do not depend on the number of ranks (sharing the batch
         among ranks changed the policy by about 1e-5; on a 7B model this batch is small beside the M-step's)."""
         picked = self.rng.sample(self.examples, min(self.batch_size, len(self.examples)))
-        batch = {k: v.to(module.model.device) for k, v in pad_batch(picked, self.tokenizer.pad_token_id).items()}
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        # The positions that predict answer tokens (the logits at t predict token t + 1): only these are
-        # projected onto the vocabulary, not every position of the batch.
-        where = next_token_targets(batch["labels"]) != IGNORE_INDEX
+        positions = sum(sum(label != IGNORE_INDEX for label in example["labels"][1:]) for example in picked)
         head = output_head(module.model)
+        total = torch.zeros((), device=module.model.device)
+        for part in within_budget(picked, budget):
+            batch = {k: v.to(module.model.device) for k, v in pad_batch(part, self.tokenizer.pad_token_id).items()}
+            with torch.no_grad(), adapter_off(module.model):
+                start = answer_log_probs(module.model, head, batch)
+            now = answer_log_probs(module.model, head, batch)
+            divergence = (start.exp() * (start - now)).sum() / positions
+            total += divergence.detach()
+            yield self.weight * divergence
+        module.log("anchor_kl", total, batch_size=len(picked))
 
-        def answer_log_probs() -> torch.Tensor:
-            return torch.log_softmax(head(decoder_states(module.model, **inputs)[where]).float(), dim=-1)
 
-        with torch.no_grad(), adapter_off(module.model):
-            start = answer_log_probs()
-        now = answer_log_probs()
-        divergence = (start.exp() * (start - now)).sum(-1).mean()
-        module.log("anchor_kl", divergence, batch_size=len(picked))
-        return self.weight * divergence
+def answer_log_probs(model: PreTrainedModel, head: nn.Linear, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Log-probabilities over the vocabulary at the positions that predict answer tokens (the logits at t
+    predict token t + 1): only these are projected onto the vocabulary, not every position of the batch."""
+    where = next_token_targets(batch["labels"]) != IGNORE_INDEX
+    states = decoder_states(model, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return torch.log_softmax(head(states[where]).float(), dim=-1)
+
+
+def within_budget(examples: Sequence[dict[str, list[int]]], budget: int) -> Iterator[list[dict[str, list[int]]]]:
+    """The examples in order, in runs whose padded batch (rows x longest) stays within `budget` tokens; an
+    example longer than the budget runs alone."""
+    run: list[dict[str, list[int]]] = []
+    for example in examples:
+        width = max(len(e["input_ids"]) for e in [*run, example])
+        if run and (len(run) + 1) * width > budget:
+            yield run
+            run = []
+        run.append(example)
+    if run:
+        yield run

@@ -7,6 +7,7 @@ and add a penalty to each M-step loss (`mstep_penalty`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import lightning as L
@@ -25,9 +26,11 @@ class ReSTEMCallback(L.Callback):
     def before_e_step(self, restem: ReSTEM, round_index: int, policy: PreTrainedModel, policy_path: str) -> None:
         """The round's policy is loaded (and saved at `policy_path`); self-edits are about to be sampled."""
 
-    def mstep_penalty(self, module: ReSTEMPolicyModule) -> torch.Tensor | None:
-        """A regulariser's term, added to each M-step training step's loss; None: none."""
-        return None
+    def mstep_penalty(self, module: ReSTEMPolicyModule, budget: int) -> Iterable[torch.Tensor]:
+        """A regulariser added to each M-step training step's loss, as parts that sum to it; none by default.
+        Each part is backwarded before the next is drawn: parts of about `budget` padded tokens hold no more
+        activations than the step's own micro-batches."""
+        return ()
 
     def after_round(self, restem: ReSTEM, round_index: int, policy_path: str) -> None:
         """Round `round_index` is finished (now, or in an earlier run) and its policy saved at `policy_path`."""

@@ -99,6 +99,7 @@ class TrainingMemory:
     """What bounds a LoRA training step's memory; neither changes what it learns (to float rounding)."""
 
     # Rows per forward/backward; a step's batch_size rows accumulate into one update (None: all at once).
+    # Stacked inner loops (inner.batched) count packed rows, of up to 512 tokens each.
     micro_batch_size: int | None = None
     # Recompute each decoder layer's activations in backward instead of keeping them (~1/3 more compute).
     activation_checkpointing: bool = False

@@ -148,17 +148,16 @@ class LoRAFineTuneModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         optimizer.zero_grad()
-        loss = self.backward_batch(batch)
-        penalty = self.penalty()
-        if penalty is not None:
-            self.manual_backward(penalty)
+        loss, budget = self.backward_batch(batch)
+        for part in self.penalties(budget):  # each part's graph is freed before the next is built
+            self.manual_backward(part)
         optimizer.step()
         self.losses.append(loss.item())
         self.log("train_loss", loss, prog_bar=False, batch_size=batch["input_ids"].shape[0])
 
-    def backward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def backward_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """Add the batch loss's gradient to the adapter's, a micro-batch at a time; returns the loss (the
-        mean over the batch's labelled tokens, detached)."""
+        mean over the batch's labelled tokens, detached) and the largest micro-batch's padded token count."""
         # Under DDP each rank holds some of the batch's rows: the mean is over the labelled tokens of all
         # ranks, and each rank's gradient is scaled by the world size, as DDP averages the ranks' gradients.
         world = self.ranks.world_size
@@ -176,7 +175,7 @@ class LoRAFineTuneModule(L.LightningModule):
             with self.gradient_sync(index == len(parts) - 1):
                 self.manual_backward(part_loss * world)
             loss += part_loss.detach()
-        return self.sum_over_ranks(loss)
+        return self.sum_over_ranks(loss), max(part["input_ids"].numel() for part in parts)
 
     def gradient_sync(self, sync: bool) -> AbstractContextManager:
         """DDP all-reduces the gradients in every backward; a step's micro-batches accumulate locally and only
@@ -190,9 +189,11 @@ class LoRAFineTuneModule(L.LightningModule):
         """`value` summed over the data-parallel ranks this module trains on (itself, in one process)."""
         return self.all_gather(value).sum(0) if self.ranks.world_size > 1 else value
 
-    def penalty(self) -> torch.Tensor | None:
-        """A term added to each step's loss (the M-step's regularisers); none here."""
-        return None
+    def penalties(self, budget: int) -> Iterator[torch.Tensor]:
+        """Terms whose sum is added to each step's loss (the regularisers); none here. Each is backwarded
+        before the next is computed, so a regulariser over many rows can hold no more activations than the
+        step's own micro-batches (`budget`: the largest one's padded token count)."""
+        return iter(())
 
     def configure_model(self) -> None:
         """Under FSDP (`sharded` fit over several ranks), shard the model before the optimizer is built."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import lightning as L
@@ -36,9 +36,9 @@ class ReSTEMPolicyModule(LoRAFineTuneModule):
         self.config = config
         self.plugins: list[ReSTEMCallback] = []
 
-    def penalty(self) -> torch.Tensor | None:
-        penalties = [p for p in (plugin.mstep_penalty(self) for plugin in self.plugins) if p is not None]
-        return sum(penalties[1:], penalties[0]) if penalties else None
+    def penalties(self, budget: int) -> Iterator[torch.Tensor]:
+        for plugin in self.plugins:
+            yield from plugin.mstep_penalty(self, budget)
 
     def learn(
         self,

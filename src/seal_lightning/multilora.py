@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from seal_lightning.config import InnerConfig, LoRAConfig
+from seal_lightning.examples import IGNORE_INDEX
 from seal_lightning.finetune import activation_checkpointing, peft_lora_config, quiet_trainer
 from seal_lightning.output_head import sequence_means, token_scores
 from seal_lightning.packing import PackedBatch, pack, shifted_labels, step_batches
@@ -135,27 +136,40 @@ def peft_adapter_weights(peft_model: PeftModel) -> AdapterWeights:
 
 
 class BatchedInnerLoRAModule(L.LightningModule):
-    """Trains K stacked adapters with one forward/backward per step (see the module docstring)."""
+    """Trains K stacked adapters with one forward/backward per step (see the module docstring), or one per
+    `micro_batch_size` packed rows, whose gradients add up to the step's."""
 
-    def __init__(self, multi: MultiLoRAModel, lrs: Sequence[float]) -> None:
+    def __init__(self, multi: MultiLoRAModel, lrs: Sequence[float], micro_batch_size: int | None = None) -> None:
         super().__init__()
         self.multi = multi
         self.base = multi.base
         self.lrs = list(lrs)
+        self.micro_batch_size = micro_batch_size
         self.adapter_losses: list[torch.Tensor] = []
         self.optimizer: StackedAdamW | None = None
+        self.automatic_optimization = False
 
-    def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
-        # Each adapter's loss is the mean over its own tokens, as PEFT's causal-LM loss would be alone.
-        self.multi.routing.set_tokens(batch.token_adapter)
-        log_probs, _, where = token_scores(
-            self.base, batch.labels, input_ids=batch.input_ids, position_ids=batch.position_ids
-        )
-        losses = -sequence_means(log_probs, batch.token_adapter[where], self.multi.num_adapters)
-        self.adapter_losses.append(torch.where(batch.active, losses.detach(), torch.nan))
+    def training_step(self, batch: PackedBatch, batch_idx: int) -> None:
+        # Each adapter's loss is the mean over its own tokens of the whole step, as PEFT's causal-LM loss
+        # would be alone: a part adds its tokens' log-probabilities over the step's count of them.
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        labelled = batch.token_adapter[batch.labels != IGNORE_INDEX]
+        counts = torch.bincount(labelled, minlength=self.multi.num_adapters).clamp(min=1)
+        losses = torch.zeros(self.multi.num_adapters, device=counts.device)
+        for part in batch.row_parts(self.micro_batch_size):
+            self.multi.routing.set_tokens(part.token_adapter)
+            log_probs, _, where = token_scores(
+                self.base, part.labels, input_ids=part.input_ids, position_ids=part.position_ids
+            )
+            sums = log_probs.new_zeros(self.multi.num_adapters).index_add(0, part.token_adapter[where], log_probs)
+            part_losses = -sums / counts
+            self.manual_backward(part_losses.sum())
+            losses += part_losses.detach()
+        self.adapter_losses.append(torch.where(batch.active, losses, torch.nan))
         assert self.optimizer is not None
         self.optimizer.active = batch.active
-        return losses.sum()
+        optimizer.step()
 
     def configure_optimizers(self) -> StackedAdamW:
         self.optimizer = StackedAdamW(self.multi.parameters(), self.multi.num_adapters, lr=self.lrs)
@@ -184,7 +198,7 @@ def train_adapters(
         raise ValueError("stacked inner loops must share their settings other than lr, epochs and batch_size")
     shared = configs[0]
     multi = MultiLoRAModel.from_seeds(base, shared.lora, seeds)
-    module = BatchedInnerLoRAModule(multi, [config.lr for config in configs])
+    module = BatchedInnerLoRAModule(multi, [config.lr for config in configs], shared.memory.micro_batch_size)
     steps = step_batches(
         documents,
         seeds,

@@ -7,7 +7,7 @@ each adapter's batches are placed from a staggered start step so every step carr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +38,15 @@ class PackedBatch:
 
     def to(self, device: torch.device) -> PackedBatch:
         return PackedBatch(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
+
+    def row_parts(self, size: int | None) -> Iterator[PackedBatch]:
+        """The rows `size` at a time (None: all): a sequence never spans two rows, so each part holds whole
+        sequences. `active` stays the whole batch's."""
+        rows = self.input_ids.shape[0]
+        for start in range(0, rows, size or rows):
+            part = slice(start, start + (size or rows))
+            per_token = ("input_ids", "position_ids", "labels", "token_adapter", "token_sequence")
+            yield PackedBatch(*(getattr(self, name)[part] for name in per_token), self.active)
 
 
 def pack(sequences: Sequence[tuple[int, list[int], list[int]]], num_adapters: int, pad_token_id: int) -> PackedBatch:

@@ -7,7 +7,7 @@ Avalanche's named hooks; they are also Lightning callbacks of every update's Tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -70,14 +70,15 @@ class ContinualLoRAModule(InnerLoRAModule):
         super().__init__(policy, config, seed)
         self.plugins = list(plugins)
 
-    def penalty(self) -> torch.Tensor | None:
+    def penalties(self, budget: int) -> Iterator[torch.Tensor]:
         """The plugins' terms, each added by its `before_backward` (Avalanche's hook: `loss += penalty`) to
         a step loss that starts here at zero; the data term's gradient is taken apart, a micro-batch at a
         time, and gradients add up."""
         total = torch.zeros((), device=self.model.device)
         for plugin in self.plugins:
             total = plugin.before_backward(self, total)
-        return total if total.requires_grad else None
+        if total.requires_grad:
+            yield total
 
 
 @dataclass(frozen=True)
