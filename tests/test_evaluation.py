@@ -4,7 +4,11 @@ import pytest
 
 from seal_lightning.cli import main
 from seal_lightning.config import DataConfig
+from seal_lightning.configure import load_config
+from seal_lightning.evaluation import EvaluationSettings, Evaluator, Roles
 from seal_lightning.knowledge.data import load_heldout_passages
+from seal_lightning.knowledge.domain import KnowledgeDomain
+from seal_lightning.runtime import open_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +48,36 @@ def test_evaluate_builtin_heldout_split(tmp_path, capsys):
     assert main(["evaluate", "--compare", str(tmp_path), str(results[0].parent)]) == 0
     compared = capsys.readouterr().out
     assert "no_update" in compared and "+0.000 [+0.000, +0.000]" in compared
+
+
+class WatchedRoles(Roles):
+    """Roles that note, at each model load, which other roles' models are still held."""
+
+    def __init__(self, runtime, paths) -> None:
+        super().__init__(runtime, paths)
+        self.held_at_load: dict[str, list[str]] = {}
+
+    def model(self, role):
+        if role not in self.models:
+            self.held_at_load[role] = sorted(self.models)
+        return super().model(role)
+
+
+def test_each_model_is_freed_before_the_next_one_loads(tmp_path, tokenizer):
+    config = load_config(
+        None, [f"run_dir={tmp_path}", "data.heldout_limit=1", "inner.epochs=1", "sampler.max_new_tokens=8"]
+    )
+    domain = KnowledgeDomain(config, tokenizer)
+    conditions = {name: domain.conditions()[name] for name in ("policy_selfedit_base", "no_update", "policy_no_update")}
+    items = load_heldout_passages(config.data)
+    with open_runtime(config, domain, tokenizer, "evaluate") as runtime:
+        path = runtime.model_path()
+        roles = WatchedRoles(runtime, {"model": path, "policy": path})
+        settings = EvaluationSettings(metrics=["answer_loglik"], seed=0)
+        records = Evaluator(runtime, settings, "evaluate/roles").run(conditions, items, roles)
+    assert {r["condition"] for r in records} == set(conditions)
+    # The policy writes, its row runs and it is freed; then the model loads for the other two rows.
+    assert roles.held_at_load == {"policy": [], "model": []} and roles.models == {}
 
 
 def test_continued_pretraining_absorbs_several_passages_in_one_update(tmp_path, capsys):

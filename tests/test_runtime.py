@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from seal_lightning.configure import load_config
@@ -27,6 +30,19 @@ def test_one_sampler_for_the_command_told_of_each_policy_then_closed(tmp_path, t
         assert first.model is other
         assert runtime.model_path(2) == str(tmp_path / "round_2" / "policy")
     assert runtime.sampler is None
+
+
+def test_the_sampler_does_not_keep_a_policy_its_caller_is_done_with(tmp_path, tokenizer, policy):
+    with opened(tmp_path, tokenizer) as runtime:
+        round_policy = runtime.load_model()
+        sampler = runtime.sampler_on(round_policy, runtime.model_path())
+        freed = weakref.ref(round_policy)
+        del round_policy  # the round ends: its policy must not stay in memory beside the next one
+        gc.collect()
+        assert freed() is None
+        with pytest.raises(RuntimeError, match="the sampler's policy was freed"):
+            sampler.sample(["a prompt"], 1, [0])
+        assert runtime.sampler_on(policy, runtime.model_path()).model is policy
 
 
 def test_the_sampler_is_closed_when_the_command_fails(tmp_path, tokenizer, policy):

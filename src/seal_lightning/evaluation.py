@@ -52,6 +52,10 @@ class Roles:
             self.models[role] = self.runtime.load_model(self.paths[role])
         return self.models[role]
 
+    def release(self, role: str) -> None:
+        """Free the role's model (loaded again if asked for later): the next role's need not sit beside it."""
+        self.models.pop(role, None)
+
     def sampler(self, role: str) -> Sampler:
         return self.runtime.sampler_on(self.model(role), self.paths[role])
 
@@ -104,7 +108,6 @@ class Evaluator:
         return sum(key not in done for key in self.keys(conditions, items))
 
     def run(self, conditions: dict[str, Condition], items: Sequence[Item], roles: Roles) -> list[dict]:
-        results_name = f"{self.folder}/results.jsonl"
         ranks = self.runtime.ranks
         done = self.results()
         ranks.barrier()  # every rank has read what was done before any rank records more
@@ -116,25 +119,46 @@ class Evaluator:
         initial = total - sum(map(len, todo.values()))
         scored: dict[tuple[str, str], dict] = {}
         mine = sum(len(group) for groups in shares.values() for group in groups)
+        # The rows run grouped by the model they adapt, and each model is freed once its rows are done (a
+        # writer that adapts no row, once it has written): the next model never sits beside it.
+        adapted = list(dict.fromkeys(c.adapted for name, c in conditions.items() if shares[name]))
+        adapted.sort(key=lambda role: role not in roles.models)  # a writer's model, loaded already, goes first
+        for writer in writers - set(adapted):
+            roles.release(writer)
         with tqdm(total=initial + mine, initial=initial, desc="evaluate", disable=not ranks.main) as bar:
-            for name, condition in conditions.items():
-                if not shares[name]:
-                    continue
-                scorer = self.runtime.scorer(roles.model(condition.adapted))
-                for group in shares[name]:
-                    selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
-                    updates = {i.key: [self.domain.update(i, text) for text in selfedits[i.key]] for i in group}
-                    for item, scores in zip(group, self.score(scorer, condition, group, updates), strict=True):
-                        record = {"condition": name, "item": item.key, "title": item.title, **scores}
-                        record["selfedits"] = selfedits[item.key]
-                        # Why the domain rejected a self-edit (it then trained nothing), per self-edit.
-                        record["errors"] = [update.error for update in updates[item.key]]
-                        self.store.append_jsonl(results_name, record)
-                        scored[(name, item.key)] = record
-                        bar.update()
+            for role in adapted:
+                for name, condition in conditions.items():
+                    if shares[name] and condition.adapted == role:
+                        scored |= self.run_condition(name, condition, shares[name], sampled, roles, bar)
+                roles.release(role)
         for records in ranks.gather(scored):
             done.update(records)
         return [done[key] for key in self.keys(conditions, items)]
+
+    def run_condition(
+        self,
+        name: str,
+        condition: Condition,
+        groups: list[list[Item]],
+        sampled: dict[str, dict[str, list[Completion]]],
+        roles: Roles,
+        bar: tqdm,
+    ) -> dict[tuple[str, str], dict]:
+        """Score one row on this rank's groups of items, appending each record as it finishes."""
+        scorer = self.runtime.scorer(roles.model(condition.adapted))
+        scored = {}
+        for group in groups:
+            selfedits = {item.key: self.selfedits(condition, item, sampled) for item in group}
+            updates = {i.key: [self.domain.update(i, text) for text in selfedits[i.key]] for i in group}
+            for item, scores in zip(group, self.score(scorer, condition, group, updates), strict=True):
+                record = {"condition": name, "item": item.key, "title": item.title, **scores}
+                record["selfedits"] = selfedits[item.key]
+                # Why the domain rejected a self-edit (it then trained nothing), per self-edit.
+                record["errors"] = [update.error for update in updates[item.key]]
+                self.store.append_jsonl(f"{self.folder}/results.jsonl", record)
+                scored[(name, item.key)] = record
+                bar.update()
+        return scored
 
     def share(self, condition: Condition, items: list[Item]) -> list[list[Item]]:
         """This rank's groups of the items (all of them in one process), balanced by items per group."""

@@ -75,7 +75,8 @@ class ContinualExperiment:
         saved = self.store.read_json(name) or {}
         missing = [p for p in self.passages if p.key not in saved]
         if missing:
-            sampler = self.runtime.sampler_on(self.runtime.load_model(), self.runtime.model_path())
+            policy = self.runtime.load_model()  # held here while it writes: the sampler does not hold it
+            sampler = self.runtime.sampler_on(policy, self.runtime.model_path())
             prompts = [self.domain.selfedit_prompt(p) for p in missing]
             completions = sample_shared(sampler, prompts, 1, self.seed, self.runtime.ranks)
             self.runtime.close_sampler()  # the stream samples nothing more: free an engine's memory now

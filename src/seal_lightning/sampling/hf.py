@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import groupby
@@ -194,12 +195,21 @@ def end_of_sequence_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
 
 
 class TransformersSampler:
-    """The fallback backend: the policy model in this process, sampled with `generate`."""
+    """The fallback backend: the policy model in this process, sampled with `generate`. It refers to the
+    model without holding it: the model belongs to the caller, and a policy the caller is done with (a
+    round's, once the round ends) is freed at once instead of staying in memory beside the next one."""
 
     def __init__(self, config: SamplerConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         self.config = config
-        self.model = model
+        self.policy = weakref.ref(model)
         self.tokenizer = tokenizer
+
+    @property
+    def model(self) -> PreTrainedModel:
+        model = self.policy()
+        if model is None:
+            raise RuntimeError("the sampler's policy was freed: pass the policy to sample from (update_policy)")
+        return model
 
     def sample(self, prompts: list[str], k: int, seeds: Sequence[int]) -> list[list[Completion]]:
         """Each run of prompts with one seed is drawn from the stream that seed starts, `group_size(k)`
@@ -227,7 +237,7 @@ class TransformersSampler:
         return max(1, self.config.batch_size // k)
 
     def update_policy(self, model: PreTrainedModel, path: str) -> None:
-        self.model = model
+        self.policy = weakref.ref(model)
 
     def answerer(self, max_new_tokens: int) -> AdapterAnswerer | None:
         """None: answers through adapters come from the scorer's own routed greedy batch."""
