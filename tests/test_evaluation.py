@@ -1,4 +1,5 @@
 import json
+import weakref
 
 import pytest
 
@@ -51,15 +52,17 @@ def test_evaluate_builtin_heldout_split(tmp_path, capsys):
 
 
 class WatchedRoles(Roles):
-    """Roles that note, at each model load, which other roles' models are still held."""
+    """Roles that note, at each model load, which roles' models loaded before are still in memory."""
 
     def __init__(self, runtime, paths) -> None:
         super().__init__(runtime, paths)
-        self.held_at_load: dict[str, list[str]] = {}
+        self.loaded: dict[str, weakref.ref] = {}
+        self.alive_at_load: dict[str, list[str]] = {}
 
     def model(self, role):
         if role not in self.models:
-            self.held_at_load[role] = sorted(self.models)
+            self.alive_at_load[role] = sorted(name for name, model in self.loaded.items() if model() is not None)
+            self.loaded[role] = weakref.ref(super().model(role))
         return super().model(role)
 
 
@@ -77,7 +80,8 @@ def test_each_model_is_freed_before_the_next_one_loads(tmp_path, tokenizer):
         records = Evaluator(runtime, settings, "evaluate/roles").run(conditions, items, roles)
     assert {r["condition"] for r in records} == set(conditions)
     # The policy writes, its row runs and it is freed; then the model loads for the other two rows.
-    assert roles.held_at_load == {"policy": [], "model": []} and roles.models == {}
+    assert roles.alive_at_load == {"policy": [], "model": []}
+    assert all(model() is None for model in roles.loaded.values())
 
 
 def test_continued_pretraining_absorbs_several_passages_in_one_update(tmp_path, capsys):

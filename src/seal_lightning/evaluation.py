@@ -19,6 +19,7 @@ With `cpt_passages` (continued pretraining) one update absorbs that many items a
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 from collections.abc import Sequence
@@ -53,8 +54,11 @@ class Roles:
         return self.models[role]
 
     def release(self, role: str) -> None:
-        """Free the role's model (loaded again if asked for later): the next role's need not sit beside it."""
-        self.models.pop(role, None)
+        """Free the role's model (loaded again if asked for later): the next role's need not sit beside it.
+        PEFT's wrappers (one is made and unloaded for each adapter's initial weights) leave reference cycles
+        to the model, so only the cycle collector frees it."""
+        if self.models.pop(role, None) is not None:
+            gc.collect()
 
     def sampler(self, role: str) -> Sampler:
         return self.runtime.sampler_on(self.model(role), self.paths[role])
