@@ -175,7 +175,12 @@ class LoRAFineTuneModule(L.LightningModule):
             with self.gradient_sync(index == len(parts) - 1):
                 self.manual_backward(part_loss * world)
             loss += part_loss.detach()
-        return self.sum_over_ranks(loss), max(part["input_ids"].numel() for part in parts)
+        # Every rank must split the step's penalties alike (DDP and FSDP communicate in each forward or
+        # backward): the budget is the largest micro-batch over all ranks.
+        largest = torch.tensor(max(part["input_ids"].numel() for part in parts), device=loss.device)
+        if world > 1:
+            largest = self.all_gather(largest).max()
+        return self.sum_over_ranks(loss), int(largest)
 
     def gradient_sync(self, sync: bool) -> AbstractContextManager:
         """DDP all-reduces the gradients in every backward; a step's micro-batches accumulate locally and only
