@@ -1,7 +1,11 @@
-"""Peak memory: one M-step at the paper's shapes, each phase of a 1-round fit, and a 7B projection.
+"""Peak memory: the output head, one M-step at the paper's shapes, each phase of a 1-round fit, a 7B projection.
 
     bash scripts/run.sh python benchmarks/memory.py
 
+(0) log p(target) and its gradient at 2,048 positions through the built-in model's frozen vocabulary
+    projection: full logits by autograd (as a model's own loss computes them) against `output_head.py` at
+    1,024 and at 256 positions per chunk, each in its own process; peak over the loaded model, seconds,
+    and the sum of the log-probabilities (equal up to float rounding).
 (1) One M-step training step on the built-in model at the paper's shapes (batch 10 x 1,024 tokens, LoRA
     r64 on all seven projections, float32), each setting of `outer.memory` in its own process, so each
     peak is that process's resident high-water mark. The whole batch without checkpointing is run at
@@ -79,8 +83,66 @@ def one_step(setting: dict, tokens: int, rows: int) -> dict:
     }
 
 
-def in_child(setting: dict, tokens: int, rows: int) -> dict:
-    command = [sys.executable, __file__, "--step", json.dumps(setting), "--tokens", str(tokens), "--rows", str(rows)]
+def head_pass(positions: int, chunk_rows: int | None) -> dict:
+    """In this process: log p(target) at random hidden states and its gradient, through the built-in model's
+    frozen head `chunk_rows` positions at a time (None: full logits by autograd)."""
+    import torch
+    from torch.nn import functional as F
+
+    from seal_lightning.cli import quiet_libraries
+    from seal_lightning.config import ModelConfig
+    from seal_lightning.models import load_model
+    from seal_lightning.output_head import output_head, target_log_probs
+    from seal_lightning.profiling import peak_gib, reset_peak, resident_gib
+
+    quiet_libraries()
+    head = output_head(load_model(ModelConfig()).requires_grad_(False))
+    float(head.weight.sum())  # the model file is memory-mapped: page the head in before the peak is reset
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(positions, head.in_features, generator=generator).requires_grad_()
+    targets = torch.randint(0, head.out_features, (positions,), generator=generator)
+    loaded = resident_gib()
+    reset_peak()
+    started = time.perf_counter()
+    if chunk_rows is None:
+        log_probs = -F.cross_entropy(head(hidden), targets, reduction="none")
+    else:
+        log_probs, _ = target_log_probs(head, hidden, targets, chunk_rows)
+    log_probs.sum().backward()
+    return {
+        "peak_gib": peak_gib(),
+        "loaded_gib": loaded,
+        "seconds": time.perf_counter() - started,
+        "total": float(log_probs.sum()),
+    }
+
+
+def head_table(positions: int) -> None:
+    print(f"(0) log p(target) and its gradient at {positions} positions, the built-in model's head, float32")
+    print(f"{'setting':<26} {'over loaded GiB':>16} {'seconds':>8} {'memory':>7} {'time':>6} {'sum of log p':>14}")
+    full = None
+    for name, chunk_rows in (
+        ("full logits (autograd)", None),
+        ("chunks of 1,024", 1024),
+        ("chunks of 512", 512),
+        ("chunks of 256", 256),
+    ):
+        result = in_child(["--head", json.dumps([positions, chunk_rows])])
+        if "error" in result:
+            print(f"{name:<26} {result['error']}")
+            continue
+        over = result["peak_gib"] - result["loaded_gib"]
+        full = full or (over, result["seconds"])
+        print(
+            f"{name:<26} {over:>16.3f} {result['seconds']:>8.2f} {over / full[0]:>6.2f}x "
+            f"{result['seconds'] / full[1]:>5.2f}x {result['total']:>14.4f}"
+        )
+    print()
+
+
+def in_child(arguments: list[str]) -> dict:
+    """Run this script with `arguments` in a new process (a peak of its own); its last line, parsed."""
+    command = [sys.executable, __file__, *arguments]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
@@ -93,7 +155,7 @@ def mstep_table(rows: int) -> dict[str, dict]:
     results = {}
     for name, setting in SETTINGS.items():
         tokens = 512 if setting["micro_batch_size"] is None and not setting["activation_checkpointing"] else 1024
-        result = in_child(setting, tokens, rows)
+        result = in_child(["--step", json.dumps(setting), "--tokens", str(tokens), "--rows", str(rows)])
         results[name] = result | {"tokens": tokens}
         if "error" in result:
             print(f"{name:<32} {tokens:>7} {result['error']}")
@@ -142,8 +204,8 @@ def projection(results: dict[str, dict], rows: int) -> None:
     16 bytes/parameter. Activations: A bytes/token, measured here on the whole batch without
     checkpointing ((peak - loaded - adapter state) / tokens, the largest token count, so fixed costs weigh
     least), scaled by layers x (hidden + intermediate) and by 2/4 (bfloat16); with checkpointing, one
-    layer's share of that plus one hidden state per layer and token. Head chunk: CHUNK_ROWS x vocabulary
-    float32 logits and their temporary. A GPU's caching allocator is assumed to add nothing."""
+    layer's share of that plus one hidden state per layer and token. Head chunk: one bfloat16 buffer of
+    CHUNK_ROWS x vocabulary logits and its float32 copy. A GPU's caching allocator is assumed to add nothing."""
     from transformers import AutoConfig
 
     from seal_lightning.models import builtin_model_folder
@@ -159,7 +221,7 @@ def projection(results: dict[str, dict], rows: int) -> None:
     depth = QWEN_7B["layers"] / config.num_hidden_layers
     full = per_token * width * depth * 0.5
     checkpointed = full / QWEN_7B["layers"] + QWEN_7B["layers"] * QWEN_7B["hidden"] * 2
-    fixed = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"] + 2 * CHUNK_ROWS * QWEN_7B["vocab"] * 4
+    fixed = 2 * QWEN_7B["parameters"] + 16 * QWEN_7B["lora_parameters"] + CHUNK_ROWS * QWEN_7B["vocab"] * (2 + 4)
     print(f"\n(3) projected M-step peak for Qwen2.5-7B, batch {rows} x 1,024 tokens, LoRA r64 on all projections")
     print("    " + " ".join(projection.__doc__.split()))
     print(
@@ -175,12 +237,21 @@ def projection(results: dict[str, dict], rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--head", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, default=1024, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=10, help="M-step batch (the paper: 10)")
-    parser.add_argument("--skip-fit", action="store_true", help="only the M-step table and the projection")
+    parser.add_argument("--positions", type=int, default=2048, help="positions through the head in (0)")
+    parser.add_argument("--head-only", action="store_true", help="only the output head's table (0)")
+    parser.add_argument("--skip-fit", action="store_true", help="no 1-round fit (2)")
     args = parser.parse_args()
     if args.step:
         print(json.dumps(one_step(json.loads(args.step), args.tokens, args.rows)))
+        return
+    if args.head:
+        print(json.dumps(head_pass(*json.loads(args.head))))
+        return
+    head_table(args.positions)
+    if args.head_only:
         return
     results = mstep_table(args.rows)
     if not args.skip_fit:
