@@ -7,6 +7,7 @@ as two batched matmuls per layer, and each adapter receives exactly its own toke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -95,16 +96,55 @@ class StackedLoRALinear(nn.Module):
         out = self.base(x)
         index = self.routing.index(tuple(x.shape))
         rows = x.reshape(-1, x.shape[-1]).to(self.lora_A.dtype)
-        # index_select's backward is an index_add: each adapter gets exactly its own tokens' gradient.
-        slab = with_zero_row(rows).index_select(0, index.slab.view(-1))
+        # Indexing the stacks: the backward is an index_add, so each adapter gets exactly its own gradient.
         a_weights = self.lora_A.index_select(0, index.adapters)
         b_weights = self.lora_B.index_select(0, index.adapters)
-        hidden = torch.bmm(slab.view(*index.slab.shape, -1), a_weights.transpose(1, 2))
-        delta = torch.bmm(hidden, b_weights.transpose(1, 2)) * self.scaling
-        routed = with_zero_row(delta.reshape(-1, out.shape[-1])).index_select(0, index.back).view(out.shape)
-        return (out + routed).to(out.dtype)
+        routed = RoutedLoRA.apply(rows, a_weights, b_weights, index.slab, index.back, self.scaling)
+        return (out + routed.view(out.shape)).to(out.dtype)
 
 
-def with_zero_row(rows: torch.Tensor) -> torch.Tensor:
-    """`rows` [n, features] and a zero row at index n, where the routing sends padding and unrouted tokens."""
-    return torch.cat([rows, rows.new_zeros(1, rows.shape[-1])])
+class RoutedLoRA(torch.autograd.Function):
+    """The routed adapters' update of `rows` [T, in]: gathered into a zero-padded slab [P, width, in], two
+    batched matmuls, scattered back to [T, out].
+
+    Backward rebuilds the slab from the rows instead of keeping it. The slab is padded to the adapter with
+    the most tokens, and every adapted layer would keep its own, while the rows are the layer's input,
+    which the layers reading one input (q and v) keep once between them.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        rows: torch.Tensor,
+        a_weights: torch.Tensor,
+        b_weights: torch.Tensor,
+        slab_index: torch.Tensor,
+        back: torch.Tensor,
+        scaling: float,
+    ) -> torch.Tensor:
+        slab = gather_rows(rows, slab_index)
+        hidden = torch.bmm(slab, a_weights.transpose(1, 2))
+        delta = torch.bmm(hidden, b_weights.transpose(1, 2)).mul_(scaling)
+        ctx.save_for_backward(rows, a_weights, b_weights, slab_index, back, hidden)
+        ctx.scaling = scaling
+        return gather_rows(delta.reshape(-1, delta.shape[-1]), back)
+
+    @staticmethod
+    def backward(ctx: Any, grad_routed: torch.Tensor) -> tuple[Any, ...]:
+        rows, a_weights, b_weights, slab_index, back, hidden = ctx.saved_tensors
+        # Each routed token has one slot in the slab, so gathering by the slab's indices inverts the scatter.
+        grad_delta = gather_rows(grad_routed, slab_index).mul_(ctx.scaling)
+        grad_b = torch.bmm(grad_delta.transpose(1, 2), hidden)
+        grad_hidden = torch.bmm(grad_delta, b_weights)
+        grad_a = torch.bmm(grad_hidden.transpose(1, 2), gather_rows(rows, slab_index))
+        grad_rows = None
+        if ctx.needs_input_grad[0]:
+            grad_slab = torch.bmm(grad_hidden, a_weights)
+            grad_rows = gather_rows(grad_slab.reshape(-1, grad_slab.shape[-1]), back)
+        return grad_rows, grad_a, grad_b, None, None, None
+
+
+def gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`rows` [n, features] picked by `index` (any shape; n picks a zero row), as [*index.shape, features]."""
+    padded = torch.cat([rows, rows.new_zeros(1, rows.shape[-1])])
+    return padded.index_select(0, index.reshape(-1)).view(*index.shape, rows.shape[-1])
