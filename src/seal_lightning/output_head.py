@@ -94,7 +94,7 @@ class ChunkedTargetLogProb(torch.autograd.Function):
         slopes = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         # Every chunk's logits go into one buffer and are worked on in place. With fresh tensors per chunk
         # (logits, logsumexp's temporary, the probabilities) the process grew by about a chunk's logits
-        # per chunk under both mimalloc and glibc, so chunks bounded nothing (README, Memory).
+        # per chunk under both mimalloc and glibc, so chunks bounded little (README, Memory).
         buffer = hidden.new_empty(min(chunk_rows, hidden.shape[0]), weight.shape[0])
         for start in range(0, hidden.shape[0], chunk_rows):
             chunk = slice(start, start + chunk_rows)
