@@ -4,7 +4,7 @@
 
 (0) log p(target) and its gradient at 2,048 positions through the built-in model's frozen vocabulary
     projection: full logits by autograd (as a model's own loss computes them) against `output_head.py` at
-    1,024 and at 256 positions per chunk, each in its own process; peak over the loaded model, seconds,
+    1,024, 512 and 256 positions per chunk, each in its own process; peak over the loaded model, seconds,
     and the sum of the log-probabilities (equal up to float rounding).
 (1) One M-step training step on the built-in model at the paper's shapes (batch 10 x 1,024 tokens, LoRA
     r64 on all seven projections, float32), each setting of `outer.memory` in its own process, so each
