@@ -161,7 +161,7 @@ class LoRAFineTuneModule(L.LightningModule):
         # Under DDP each rank holds some of the batch's rows: the mean is over the labelled tokens of all
         # ranks, and each rank's gradient is scaled by the world size, as DDP averages the ranks' gradients.
         world = self.ranks.world_size
-        labelled = int(self.sum_over_ranks((batch["labels"][:, 1:] != IGNORE_INDEX).sum()))
+        labelled = int(self.over_ranks((batch["labels"][:, 1:] != IGNORE_INDEX).sum()).sum())
         loss = torch.zeros((), device=batch["labels"].device)
         parts = list(micro_batches(batch, self.memory.micro_batch_size))
         for index, part in enumerate(parts):
@@ -178,9 +178,7 @@ class LoRAFineTuneModule(L.LightningModule):
         # Every rank must split the step's penalties alike (DDP and FSDP communicate in each forward or
         # backward): the budget is the largest micro-batch over all ranks.
         largest = torch.tensor(max(part["input_ids"].numel() for part in parts), device=loss.device)
-        if world > 1:
-            largest = self.all_gather(largest).max()
-        return self.sum_over_ranks(loss), int(largest)
+        return self.over_ranks(loss).sum(0), int(self.over_ranks(largest).max())
 
     def gradient_sync(self, sync: bool) -> AbstractContextManager:
         """DDP all-reduces the gradients in every backward; a step's micro-batches accumulate locally and only
@@ -190,9 +188,10 @@ class LoRAFineTuneModule(L.LightningModule):
         strategy = self.trainer.strategy
         return strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) else nullcontext()
 
-    def sum_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
-        """`value` summed over the data-parallel ranks this module trains on (itself, in one process)."""
-        return self.all_gather(value).sum(0) if self.ranks.world_size > 1 else value
+    def over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` from each data-parallel rank this module trains on, stacked along a new first dimension
+        (one entry in one process)."""
+        return self.all_gather(value) if self.ranks.world_size > 1 else value[None]
 
     def penalties(self, budget: int) -> Iterator[torch.Tensor]:
         """Terms whose sum is added to each step's loss (the regularisers); none here. Each is backwarded
