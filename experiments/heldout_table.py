@@ -3,9 +3,13 @@ row from round 0 after the last round, paired by passage with its 95% bootstrap 
 
     python experiments/heldout_table.py runs/heldout_search/*            # every run of the search
     python experiments/heldout_table.py --notes experiments/notes.tsv DIR...
+    python experiments/heldout_table.py --pooled runs/demo_seeds/*         # one setting, several seeds
 
 `--notes` names a tab-separated file of `run name<TAB>what the run changed`; runs without a note show
-their directory name only.
+their directory name only. `--pooled`, for runs of one setting on the same held-out passages (seeds),
+adds a line that pools them: each row's mean change over runs and passages, with a bootstrap interval that
+resamples the runs and, apart, the passages (`stats.crossed_bootstrap`), so it speaks for other seeds as
+well as other passages.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from seal_lightning.configure import load_config
 from seal_lightning.heldout import adaptation_label, changes, row_values, saved_records
 from seal_lightning.knowledge.domain import KnowledgeDomain
+from seal_lightning.stats import PairedDifference, crossed_bootstrap
 from seal_lightning.store import RunStore
 
 ROWS = (KnowledgeDomain.headline, "policy_selfedit_base", KnowledgeDomain.unadapted, adaptation_label(KnowledgeDomain))
@@ -34,7 +41,7 @@ def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | Non
         return None
     start = dict(row_values(KnowledgeDomain, records[0], 0, metric))[KnowledgeDomain.headline]
     minutes = sum(json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds) / 60
-    cells = [f"{found[row]}{' *' if found[row].excludes_zero else ''}" if row in found else "" for row in ROWS]
+    cells = [cell(found.get(row)) for row in ROWS]
     return (
         f"| {run_dir.name} | {note} | {len(start)} | {last} | {sum(start.values()) / len(start):.3f} | "
         + " | ".join(cells)
@@ -42,10 +49,46 @@ def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | Non
     )
 
 
+def cell(change: PairedDifference | None) -> str:
+    return "" if change is None else f"{change}{' *' if change.excludes_zero else ''}"
+
+
+def item_changes(run_dir: Path, metric: str) -> dict[str, dict[str, float]]:
+    """Each row's change from round 0 after the run's last round, by held-out item."""
+    records = saved_records(RunStore(run_dir))
+    last = max(records)
+    start = dict(row_values(KnowledgeDomain, records[0], 0, metric))
+    after = dict(row_values(KnowledgeDomain, records[last], last, metric))
+    return {
+        row: {item: value - start[row][item] for item, value in values.items() if item in start.get(row, {})}
+        for row, values in after.items()
+    }
+
+
+def pooled_line(run_dirs: list[Path], metric: str, resamples: int) -> str:
+    """Each row's change pooled over finished runs of one setting, on the passages they all scored."""
+    per_run = [item_changes(run_dir, metric) for run_dir in run_dirs]
+    cells, passages = [], 0
+    for row in ROWS:
+        shared = sorted(set.intersection(*(set(changes_of_run.get(row, {})) for changes_of_run in per_run)))
+        if not shared:
+            cells.append("")
+            continue
+        passages = max(passages, len(shared))
+        values = np.array([[changes_of_run[row][item] for item in shared] for changes_of_run in per_run])
+        cells.append(cell(crossed_bootstrap(values, resamples)))
+    return (
+        f"| pooled, {len(run_dirs)} runs | seeds and passages resampled | {passages} | | | "
+        + " | ".join(cells)
+        + " | |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--notes", type=Path)
+    parser.add_argument("--pooled", action="store_true", help="add a line that pools the runs (seeds of one setting)")
     parser.add_argument("--metric", default="answer_loglik")
     parser.add_argument("--resamples", type=int, default=load_config().heldout.resamples)
     args = parser.parse_args()
@@ -61,13 +104,16 @@ def main() -> None:
         "| passage_selfedit - no_update change | training min |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    unfinished = []
+    unfinished, finished = [], []
     for run_dir in args.runs:
         line = run_line(run_dir, notes.get(run_dir.name, ""), args.metric, args.resamples)
         if line is None:
             unfinished.append(run_dir.name)
         else:
+            finished.append(run_dir)
             print(line)
+    if args.pooled and len(finished) > 1:
+        print(pooled_line(finished, args.metric, args.resamples))
     print(
         f"\nChanges: last round minus round 0, paired by passage, 95% percentile bootstrap interval over "
         f"{args.resamples} resamples; * marks an interval that excludes zero."

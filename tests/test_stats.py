@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from seal_lightning.stats import mean_stderr, nested_bootstrap, nested_bootstrap_ratio, paired_bootstrap
+from seal_lightning.stats import (
+    crossed_bootstrap,
+    mean_stderr,
+    nested_bootstrap,
+    nested_bootstrap_ratio,
+    paired_bootstrap,
+)
 
 
 def test_mean_and_standard_error():
@@ -46,6 +52,22 @@ def test_nested_bootstrap_resamples_both_the_groups_and_their_items():
     constant = nested_bootstrap(np.full((4, 3), 0.25))
     assert (constant.mean, constant.low, constant.high) == (0.25, 0.25, 0.25)
     assert nested_bootstrap(np.array([[0.1, 0.3], [0.2, 0.2]])).excludes_zero
+
+
+def test_crossed_bootstrap_resamples_a_shared_item_as_one():
+    """Three seeds that agree on two passages worth 0 and 3: one draw of passages serves every seed, so a
+    resample's mean is 0, 1.5 or 3 with probabilities 1/4, 1/2, 1/4 and the interval is [0, 3]. Drawing the
+    passages within each seed instead averages six draws and narrows the interval."""
+    seeds_agree = np.array([[0.0, 3.0], [0.0, 3.0], [0.0, 3.0]])
+    crossed = crossed_bootstrap(seeds_agree, resamples=20000, seed=1)
+    assert (crossed.mean, crossed.low, crossed.high) == (1.5, 0.0, 3.0)
+    nested = nested_bootstrap(seeds_agree, resamples=20000, seed=1)
+    assert crossed.low < nested.low and nested.high < crossed.high
+    seeds_differ = crossed_bootstrap(np.array([[0.0, 0.0], [2.0, 2.0]]), resamples=20000, seed=1)
+    assert (seeds_differ.mean, seeds_differ.low, seeds_differ.high) == (1.0, 0.0, 2.0)
+    assert crossed_bootstrap(np.array([[0.1, 0.3], [0.2, 0.2]])).excludes_zero
+    with pytest.raises(ValueError, match="non-empty"):
+        crossed_bootstrap(np.zeros((0, 3)))
 
 
 def test_nested_bootstrap_needs_a_table():

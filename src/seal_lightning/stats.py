@@ -3,7 +3,8 @@
 Every claim that one model, round or row beats another is a paired comparison over the same items
 (passages, tasks): the per-item differences are resampled with replacement and the interval is read
 off the percentiles of their means. Where items sit in groups (the continual stream's passages in
-orders), both levels are resampled (`nested_bootstrap`).
+orders), both levels are resampled (`nested_bootstrap`); where every run scored the same items (seeds of
+one setting), runs and items are resampled apart (`crossed_bootstrap`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,20 @@ def nested_bootstrap(values: np.ndarray, resamples: int = 10000, seed: int = 0) 
     return PairedDifference(float(values.mean()), low, high, values.size, resamples)
 
 
+def crossed_bootstrap(values: np.ndarray, resamples: int = 10000, seed: int = 0) -> PairedDifference:
+    """The mean of a (runs, items) array in which every run scored the same items (seeds of one setting on
+    one set of passages), with its 95% interval: each resample draws the runs with replacement and, apart,
+    the items, one draw for every run. An item's effect is shared by all runs, so it is resampled as one;
+    drawing items within each run (`nested_bootstrap`) would average it away and narrow the interval."""
+    values = _table(values)
+    runs, items = values.shape
+    rng = np.random.default_rng(seed)
+    picked_runs = rng.integers(0, runs, size=(resamples, runs, 1))
+    picked_items = rng.integers(0, items, size=(resamples, 1, items))
+    low, high = _interval(values[picked_runs, picked_items].mean(axis=(1, 2)))
+    return PairedDifference(float(values.mean()), low, high, values.size, resamples)
+
+
 def nested_bootstrap_ratio(
     numerator: np.ndarray, denominator: np.ndarray, resamples: int = 10000, seed: int = 0
 ) -> PairedDifference:
@@ -85,7 +100,7 @@ def nested_bootstrap_ratio(
 def _table(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     if values.ndim != 2 or values.size == 0:
-        raise ValueError(f"nested_bootstrap takes a non-empty (groups, items) array, got shape {values.shape}")
+        raise ValueError(f"a two-level bootstrap takes a non-empty (groups, items) array, got shape {values.shape}")
     return values
 
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Does the demo's held-out result hold under other random seeds? The demo (conf/demo.yaml: the corpus
+# drawn with data.builtin_seed=1, the same passages every time) is run once per run seed (`seed`: the
+# self-edits sampled, the inner loops' and the M-step's LoRA initialisations, the M-step's batch order,
+# the held-out self-edits), then experiments/heldout_table.py writes each run's held-out changes to
+# experiments/demo_seeds.md, with a last line that pools the seeds (a bootstrap that resamples the seeds
+# and, apart, the passages). Finished runs are not redone: fit resumes them.
+# `bash experiments/demo_seeds.sh 0 1 2 3` runs those seeds (default: 0 1 2 3).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=${RUN_ROOT:-runs/demo_seeds}
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2 3)
+for seed in "${seeds[@]}"; do
+    bash scripts/run.sh python -m seal_lightning fit --config conf/demo.yaml run_dir="$root/seed_$seed" seed="$seed"
+done
+bash scripts/run.sh python experiments/heldout_table.py --pooled "${seeds[@]/#/$root/seed_}" > experiments/demo_seeds.md
+cat experiments/demo_seeds.md

@@ -1,0 +1,68 @@
+"""experiments/heldout_table.py: one line per run, and the seeds of one setting pooled."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "heldout_table.py"
+ITEMS = ("a", "b", "c")
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("heldout_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(run_dir: Path, start: list[float], gain: list[float]) -> Path:
+    """A finished 1-round run whose SEAL row moved by `gain` per item and whose no_update row did not move."""
+    rows = {
+        0: {"no_update": start, "passage": start, "passage_selfedit": start},
+        1: {
+            "policy_no_update": start,
+            "policy_selfedit": [s + g for s, g in zip(start, gain, strict=True)],
+            "policy_selfedit_base": start,
+        },
+    }
+    for round_index, conditions in rows.items():
+        folder = run_dir / "heldout" / f"round_{round_index}-0123456789"
+        folder.mkdir(parents=True)
+        lines = [
+            json.dumps({"condition": condition, "item": item, "answer_loglik": value})
+            for condition, values in conditions.items()
+            for item, value in zip(ITEMS, values, strict=True)
+        ]
+        (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
+    (run_dir / "round_1").mkdir()
+    (run_dir / "round_1" / "summary.json").write_text(json.dumps({"wall_time_s": 120.0}))
+    return run_dir
+
+
+def test_pooled_line_averages_the_seeds_per_passage(tmp_path):
+    script = load_script()
+    runs = [
+        write_run(tmp_path / "seed_0", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6]),
+        write_run(tmp_path / "seed_1", [-6.5, -6.0, -5.5], [0.6, 0.8, 1.0]),
+    ]
+    assert script.run_line(runs[0], "", "answer_loglik", 2000).startswith("| seed_0 |  | 3 | 1 | -6.000 | +0.400 ")
+    line = script.pooled_line(runs, "answer_loglik", 2000)
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[:3] == ["pooled, 2 runs", "seeds and passages resampled", "3"]
+    seal, base, no_update, adds = cells[5:9]
+    assert seal.startswith("+0.600 [") and seal.endswith("*")
+    assert no_update == "+0.000 [+0.000, +0.000]" and base == no_update
+    assert adds.startswith("+0.600 [")
+
+
+def test_pooled_line_needs_the_same_passages(tmp_path):
+    script = load_script()
+    runs = [write_run(tmp_path / "seed_0", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6])]
+    other = write_run(tmp_path / "other", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6])
+    for results in other.glob("heldout/*/results.jsonl"):
+        results.write_text(results.read_text().replace('"item": "a"', '"item": "z"'))
+    cells = [cell.strip() for cell in script.pooled_line([*runs, other], "answer_loglik", 2000).strip("|").split("|")]
+    assert cells[2] == "2", "only the passages every run scored are pooled"
+    assert script.run_line(tmp_path / "missing", "", "answer_loglik", 100) is None, "no held-out result, no line"
