@@ -53,13 +53,13 @@ def cell(change: PairedDifference | None) -> str:
     return "" if change is None else f"{change}{' *' if change.excludes_zero else ''}"
 
 
-def item_changes(run_dir: Path, metric: str) -> dict[str, dict[str, float]]:
-    """Each row's change from round 0 after the run's last round, by held-out item."""
+def item_changes(run_dir: Path, metric: str) -> tuple[int, dict[str, dict[str, float]]]:
+    """The run's last round and each row's change from round 0 after it, by held-out item."""
     records = saved_records(RunStore(run_dir))
     last = max(records)
     start = dict(row_values(KnowledgeDomain, records[0], 0, metric))
     after = dict(row_values(KnowledgeDomain, records[last], last, metric))
-    return {
+    return last, {
         row: {item: value - start[row][item] for item, value in values.items() if item in start.get(row, {})}
         for row, values in after.items()
     }
@@ -67,7 +67,10 @@ def item_changes(run_dir: Path, metric: str) -> dict[str, dict[str, float]]:
 
 def pooled_line(run_dirs: list[Path], metric: str, resamples: int) -> str:
     """Each row's change pooled over finished runs of one setting, on the passages they all scored."""
-    per_run = [item_changes(run_dir, metric) for run_dir in run_dirs]
+    lasts, per_run = zip(*(item_changes(run_dir, metric) for run_dir in run_dirs), strict=True)
+    if len(set(lasts)) > 1:
+        ended = ", ".join(f"{run_dir.name} round {last}" for run_dir, last in zip(run_dirs, lasts, strict=True))
+        raise ValueError(f"--pooled pools runs of one setting, but these ended at different rounds: {ended}")
     cells, passages = [], 0
     for row in ROWS:
         shared = sorted(set.intersection(*(set(changes_of_run.get(row, {})) for changes_of_run in per_run)))
@@ -113,7 +116,10 @@ def main() -> None:
             finished.append(run_dir)
             print(line)
     if args.pooled and len(finished) > 1:
-        print(pooled_line(finished, args.metric, args.resamples))
+        try:
+            print(pooled_line(finished, args.metric, args.resamples))
+        except ValueError as exc:
+            parser.error(str(exc))
     print(
         f"\nChanges: last round minus round 0, paired by passage, 95% percentile bootstrap interval over "
         f"{args.resamples} resamples; * marks an interval that excludes zero."

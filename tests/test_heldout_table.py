@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "heldout_table.py"
@@ -17,16 +19,16 @@ def load_script():
     return module
 
 
-def write_run(run_dir: Path, start: list[float], gain: list[float]) -> Path:
-    """A finished 1-round run whose SEAL row moved by `gain` per item and whose no_update row did not move."""
-    rows = {
-        0: {"no_update": start, "passage": start, "passage_selfedit": start},
-        1: {
-            "policy_no_update": start,
-            "policy_selfedit": [s + g for s, g in zip(start, gain, strict=True)],
-            "policy_selfedit_base": start,
-        },
+def write_run(run_dir: Path, start: list[float], gain: list[float], rounds: int = 1) -> Path:
+    """A finished run whose SEAL row moved by `gain` per item by its last round and whose no_update row
+    did not move."""
+    trained = {
+        "policy_no_update": start,
+        "policy_selfedit": [s + g for s, g in zip(start, gain, strict=True)],
+        "policy_selfedit_base": start,
     }
+    rows = {0: {"no_update": start, "passage": start, "passage_selfedit": start}}
+    rows |= {round_index: trained for round_index in range(1, rounds + 1)}
     for round_index, conditions in rows.items():
         folder = run_dir / "heldout" / f"round_{round_index}-0123456789"
         folder.mkdir(parents=True)
@@ -36,8 +38,9 @@ def write_run(run_dir: Path, start: list[float], gain: list[float]) -> Path:
             for item, value in zip(ITEMS, values, strict=True)
         ]
         (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
-    (run_dir / "round_1").mkdir()
-    (run_dir / "round_1" / "summary.json").write_text(json.dumps({"wall_time_s": 120.0}))
+    for round_index in range(1, rounds + 1):
+        (run_dir / f"round_{round_index}").mkdir()
+        (run_dir / f"round_{round_index}" / "summary.json").write_text(json.dumps({"wall_time_s": 120.0}))
     return run_dir
 
 
@@ -66,3 +69,18 @@ def test_pooled_line_needs_the_same_passages(tmp_path):
     cells = [cell.strip() for cell in script.pooled_line([*runs, other], "answer_loglik", 2000).strip("|").split("|")]
     assert cells[2] == "2", "only the passages every run scored are pooled"
     assert script.run_line(tmp_path / "missing", "", "answer_loglik", 100) is None, "no held-out result, no line"
+
+
+def test_pooled_runs_must_end_at_the_same_round(tmp_path):
+    """Pooling a 1-round run with a 2-round run would mix two settings: the script stops with one line."""
+    write_run(tmp_path / "seed_0", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6])
+    write_run(tmp_path / "seed_1", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6], rounds=2)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--pooled", str(tmp_path / "seed_0"), str(tmp_path / "seed_1")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "ended at different rounds: seed_0 round 1, seed_1 round 2" in result.stderr
+    assert "Traceback" not in result.stderr
