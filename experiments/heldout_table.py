@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from seal_lightning.configure import load_config
-from seal_lightning.heldout import adaptation_label, changes, row_values, saved_records
+from seal_lightning.heldout import adaptation_label, changes, paired_items, row_values, saved_records
 from seal_lightning.knowledge.domain import KnowledgeDomain
 from seal_lightning.stats import PairedDifference, crossed_bootstrap
 from seal_lightning.store import RunStore
@@ -29,9 +29,7 @@ from seal_lightning.store import RunStore
 ROWS = (KnowledgeDomain.headline, "policy_selfedit_base", KnowledgeDomain.unadapted, adaptation_label(KnowledgeDomain))
 
 
-def run_line(run_dir: Path, note: str, metric: str, resamples: int) -> str | None:
-    store = RunStore(run_dir)
-    records = saved_records(store)
+def run_line(run_dir: Path, records: dict[int, list[dict]], note: str, metric: str, resamples: int) -> str | None:
     rounds = [r for r in records if r > 0]
     if 0 not in records or not rounds:
         return None
@@ -53,24 +51,20 @@ def cell(change: PairedDifference | None) -> str:
     return "" if change is None else f"{change}{' *' if change.excludes_zero else ''}"
 
 
-def item_changes(run_dir: Path, metric: str) -> tuple[int, dict[str, dict[str, float]]]:
-    """The run's last round and each row's change from round 0 after it, by held-out item."""
-    records = saved_records(RunStore(run_dir))
-    last = max(records)
-    start = dict(row_values(KnowledgeDomain, records[0], 0, metric))
-    after = dict(row_values(KnowledgeDomain, records[last], last, metric))
-    return last, {
-        row: {item: value - start[row][item] for item, value in values.items() if item in start.get(row, {})}
-        for row, values in after.items()
-    }
+def item_changes(records: dict[int, list[dict]], metric: str) -> dict[str, dict[str, float]]:
+    """Each row's change from round 0 after the run's last round, by held-out item."""
+    pairs = paired_items(KnowledgeDomain, records, max(records), metric)
+    return {row: {item: after - before for item, (after, before) in by_item.items()} for row, by_item in pairs}
 
 
-def pooled_line(run_dirs: list[Path], metric: str, resamples: int) -> str:
-    """Each row's change pooled over finished runs of one setting, on the passages they all scored."""
-    lasts, per_run = zip(*(item_changes(run_dir, metric) for run_dir in run_dirs), strict=True)
-    if len(set(lasts)) > 1:
-        ended = ", ".join(f"{run_dir.name} round {last}" for run_dir, last in zip(run_dirs, lasts, strict=True))
+def pooled_line(runs: dict[Path, dict[int, list[dict]]], metric: str, resamples: int) -> str:
+    """Each row's change pooled over finished runs of one setting (their held-out records by run directory),
+    on the passages they all scored."""
+    lasts = {run_dir: max(records) for run_dir, records in runs.items()}
+    if len(set(lasts.values())) > 1:
+        ended = ", ".join(f"{run_dir.name} round {last}" for run_dir, last in lasts.items())
         raise ValueError(f"--pooled pools runs of one setting, but these ended at different rounds: {ended}")
+    per_run = [item_changes(records, metric) for records in runs.values()]
     cells, passages = [], 0
     for row in ROWS:
         shared = sorted(set.intersection(*(set(changes_of_run.get(row, {})) for changes_of_run in per_run)))
@@ -80,11 +74,7 @@ def pooled_line(run_dirs: list[Path], metric: str, resamples: int) -> str:
         passages = max(passages, len(shared))
         values = np.array([[changes_of_run[row][item] for item in shared] for changes_of_run in per_run])
         cells.append(cell(crossed_bootstrap(values, resamples)))
-    return (
-        f"| pooled, {len(run_dirs)} runs | seeds and passages resampled | {passages} | | | "
-        + " | ".join(cells)
-        + " | |"
-    )
+    return f"| pooled, {len(runs)} runs | seeds and passages resampled | {passages} | | | " + " | ".join(cells) + " | |"
 
 
 def main() -> None:
@@ -107,13 +97,14 @@ def main() -> None:
         "| passage_selfedit - no_update change | training min |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    unfinished, finished = [], []
+    unfinished, finished = [], {}
     for run_dir in args.runs:
-        line = run_line(run_dir, notes.get(run_dir.name, ""), args.metric, args.resamples)
+        records = saved_records(RunStore(run_dir))
+        line = run_line(run_dir, records, notes.get(run_dir.name, ""), args.metric, args.resamples)
         if line is None:
             unfinished.append(run_dir.name)
         else:
-            finished.append(run_dir)
+            finished[run_dir] = records
             print(line)
     if args.pooled and len(finished) > 1:
         try:

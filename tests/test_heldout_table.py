@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from seal_lightning.heldout import saved_records
+from seal_lightning.store import RunStore
+
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "heldout_table.py"
 ITEMS = ("a", "b", "c")
 
@@ -50,7 +53,9 @@ def test_pooled_line_averages_the_seeds_per_passage(tmp_path):
         write_run(tmp_path / "seed_0", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6]),
         write_run(tmp_path / "seed_1", [-6.5, -6.0, -5.5], [0.6, 0.8, 1.0]),
     ]
-    assert script.run_line(runs[0], "", "answer_loglik", 2000).startswith("| seed_0 |  | 3 | 1 | -6.000 | +0.400 ")
+    runs = {run_dir: saved_records(RunStore(run_dir)) for run_dir in runs}
+    first = script.run_line(tmp_path / "seed_0", runs[tmp_path / "seed_0"], "", "answer_loglik", 2000)
+    assert first.startswith("| seed_0 |  | 3 | 1 | -6.000 | +0.400 ")
     line = script.pooled_line(runs, "answer_loglik", 2000)
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[:3] == ["pooled, 2 runs", "seeds and passages resampled", "3"]
@@ -66,9 +71,12 @@ def test_pooled_line_needs_the_same_passages(tmp_path):
     other = write_run(tmp_path / "other", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6])
     for results in other.glob("heldout/*/results.jsonl"):
         results.write_text(results.read_text().replace('"item": "a"', '"item": "z"'))
-    cells = [cell.strip() for cell in script.pooled_line([*runs, other], "answer_loglik", 2000).strip("|").split("|")]
+    records = {run_dir: saved_records(RunStore(run_dir)) for run_dir in [*runs, other]}
+    cells = [cell.strip() for cell in script.pooled_line(records, "answer_loglik", 2000).strip("|").split("|")]
     assert cells[2] == "2", "only the passages every run scored are pooled"
-    assert script.run_line(tmp_path / "missing", "", "answer_loglik", 100) is None, "no held-out result, no line"
+    missing = tmp_path / "missing"
+    nothing = saved_records(RunStore(missing))
+    assert script.run_line(missing, nothing, "", "answer_loglik", 100) is None, "no held-out result, no line"
 
 
 def test_pooled_runs_must_end_at_the_same_round(tmp_path):

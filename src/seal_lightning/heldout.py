@@ -130,21 +130,36 @@ def adaptation_label(domain: Domain) -> str:
     return f"{domain.headline}_minus_{domain.unadapted}"
 
 
-def changes(
-    domain: Domain, records: dict[int, list[dict]], round_index: int, metric: str, resamples: int
-) -> list[tuple[str, PairedDifference]]:
-    """Each trained row at this round minus the same row at round 0, paired by item."""
+def paired_items(
+    domain: Domain, records: dict[int, list[dict]], round_index: int, metric: str
+) -> list[tuple[str, dict[str, tuple[float, float]]]]:
+    """Each trained row at this round with the same row at round 0: {item: (after, before)} over the items
+    both scored."""
     if round_index == 0 or 0 not in records or round_index not in records:
         return []
     start = dict(row_values(domain, records[0], 0, metric))
     found = []
     for label, after in row_values(domain, records[round_index], round_index, metric):
         before = start.get(label, {})
-        shared = [key for key in after if key in before]
-        if shared:
-            difference = paired_bootstrap([after[k] for k in shared], [before[k] for k in shared], resamples)
-            found.append((label, difference))
+        pairs = {key: (value, before[key]) for key, value in after.items() if key in before}
+        if pairs:
+            found.append((label, pairs))
     return found
+
+
+def changes(
+    domain: Domain, records: dict[int, list[dict]], round_index: int, metric: str, resamples: int
+) -> list[tuple[str, PairedDifference]]:
+    """Each trained row at this round minus the same row at round 0, paired by item."""
+    return [
+        (
+            label,
+            paired_bootstrap(
+                [after for after, _ in pairs.values()], [before for _, before in pairs.values()], resamples
+            ),
+        )
+        for label, pairs in paired_items(domain, records, round_index, metric)
+    ]
 
 
 def format_heldout(domain: Domain, records: dict[int, list[dict]], metrics: list[str], resamples: int) -> str:
