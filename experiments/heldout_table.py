@@ -10,6 +10,11 @@ their directory name only. `--pooled`, for runs of one setting on the same held-
 adds a line that pools them: each row's mean change over runs and passages, with a bootstrap interval that
 resamples the runs and, apart, the passages (`stats.crossed_bootstrap`), so it speaks for other seeds as
 well as other passages.
+`--versus DIR...` compares two settings run on the same seeds: a second table of each row's change under
+the first setting's runs minus its change under the second's, paired by run directory name (the seed) and
+passage, one line per seed and a pooled line (the same crossed bootstrap).
+
+    python experiments/heldout_table.py runs/demo_seeds/* --versus runs/demo_seeds_paper_mstep/*
 """
 
 from __future__ import annotations
@@ -23,20 +28,18 @@ import numpy as np
 from seal_lightning.configure import load_config
 from seal_lightning.heldout import adaptation_label, changes, paired_items, row_values, saved_records
 from seal_lightning.knowledge.domain import KnowledgeDomain
-from seal_lightning.stats import PairedDifference, crossed_bootstrap
+from seal_lightning.stats import PairedDifference, crossed_bootstrap, paired_bootstrap
 from seal_lightning.store import RunStore
 
 ROWS = (KnowledgeDomain.headline, "policy_selfedit_base", KnowledgeDomain.unadapted, adaptation_label(KnowledgeDomain))
 
 
 def run_line(run_dir: Path, records: dict[int, list[dict]], note: str, metric: str, resamples: int) -> str | None:
-    rounds = [r for r in records if r > 0]
-    if 0 not in records or not rounds:
+    if not finished(records, metric):
         return None
+    rounds = [r for r in records if r > 0]
     last = max(rounds)
     found = dict(changes(KnowledgeDomain, records, last, metric, resamples))
-    if KnowledgeDomain.headline not in found:  # the last round's held-out evaluation did not finish
-        return None
     start = dict(row_values(KnowledgeDomain, records[0], 0, metric))[KnowledgeDomain.headline]
     minutes = sum(json.loads((run_dir / f"round_{r}" / "summary.json").read_text())["wall_time_s"] for r in rounds) / 60
     cells = [cell(found.get(row)) for row in ROWS]
@@ -44,6 +47,15 @@ def run_line(run_dir: Path, records: dict[int, list[dict]], note: str, metric: s
         f"| {run_dir.name} | {note} | {len(start)} | {last} | {sum(start.values()) / len(start):.3f} | "
         + " | ".join(cells)
         + f" | {minutes:.0f} |"
+    )
+
+
+def finished(records: dict[int, list[dict]], metric: str) -> bool:
+    """Whether a run's last round finished its held-out evaluation: its SEAL row pairs with round 0's."""
+    if 0 not in records or max(records) == 0:
+        return False
+    return any(
+        row == KnowledgeDomain.headline for row, _ in paired_items(KnowledgeDomain, records, max(records), metric)
     )
 
 
@@ -57,24 +69,70 @@ def item_changes(records: dict[int, list[dict]], metric: str) -> dict[str, dict[
     return {row: {item: after - before for item, (after, before) in by_item.items()} for row, by_item in pairs}
 
 
-def pooled_line(runs: dict[Path, dict[int, list[dict]]], metric: str, resamples: int) -> str:
-    """Each row's change pooled over finished runs of one setting (their held-out records by run directory),
-    on the passages they all scored."""
+def same_last_round(runs: dict[Path, dict[int, list[dict]]], what: str) -> None:
+    """Runs compared or pooled must have ended at the same round: otherwise two settings are mixed."""
     lasts = {run_dir: max(records) for run_dir, records in runs.items()}
     if len(set(lasts.values())) > 1:
         ended = ", ".join(f"{run_dir.name} round {last}" for run_dir, last in lasts.items())
-        raise ValueError(f"--pooled pools runs of one setting, but these ended at different rounds: {ended}")
-    per_run = [item_changes(records, metric) for records in runs.values()]
+        raise ValueError(f"{what}, but these ended at different rounds: {ended}")
+
+
+def pooled_cells(per_run: list[dict[str, dict[str, float]]], resamples: int) -> tuple[list[str], int]:
+    """Each row's mean over runs and the passages every run scored (by row, by passage), with its crossed
+    bootstrap interval, and the number of passages pooled."""
     cells, passages = [], 0
     for row in ROWS:
-        shared = sorted(set.intersection(*(set(changes_of_run.get(row, {})) for changes_of_run in per_run)))
+        shared = sorted(set.intersection(*(set(of_run.get(row, {})) for of_run in per_run)))
         if not shared:
             cells.append("")
             continue
         passages = max(passages, len(shared))
-        values = np.array([[changes_of_run[row][item] for item in shared] for changes_of_run in per_run])
+        values = np.array([[of_run[row][item] for item in shared] for of_run in per_run])
         cells.append(cell(crossed_bootstrap(values, resamples)))
+    return cells, passages
+
+
+def pooled_line(runs: dict[Path, dict[int, list[dict]]], metric: str, resamples: int) -> str:
+    """Each row's change pooled over finished runs of one setting (their held-out records by run directory),
+    on the passages they all scored."""
+    same_last_round(runs, "--pooled pools runs of one setting")
+    cells, passages = pooled_cells([item_changes(records, metric) for records in runs.values()], resamples)
     return f"| pooled, {len(runs)} runs | seeds and passages resampled | {passages} | | | " + " | ".join(cells) + " | |"
+
+
+def versus_lines(
+    runs: dict[Path, dict[int, list[dict]]], others: dict[Path, dict[int, list[dict]]], metric: str, resamples: int
+) -> list[str]:
+    """Each row's change in `runs` minus its change in `others`, paired by run directory name (the seed)
+    and by passage: one line per seed, then the seeds pooled."""
+    by_name = {run_dir.name: (run_dir, records) for run_dir, records in others.items()}
+    pairs = [(run_dir, records, *by_name[run_dir.name]) for run_dir, records in runs.items() if run_dir.name in by_name]
+    if not pairs:
+        raise ValueError("--versus pairs runs by directory name (the seed), but no finished run's name is in both")
+    same_last_round(
+        {path: records for run_dir, a, other_dir, b in pairs for path, records in ((run_dir, a), (other_dir, b))},
+        "--versus compares two settings after the same round",
+    )
+    lines, differences = [], []
+    for run_dir, records, _, other_records in pairs:
+        mine, theirs = item_changes(records, metric), item_changes(other_records, metric)
+        by_row = {
+            row: {item: change - theirs[row][item] for item, change in mine[row].items() if item in theirs[row]}
+            for row in ROWS
+            if row in mine and row in theirs
+        }
+        differences.append(by_row)
+        cells = [
+            cell(paired_bootstrap([mine[row][i] for i in items], [theirs[row][i] for i in items], resamples))
+            if (items := sorted(by_row.get(row, {})))
+            else ""
+            for row in ROWS
+        ]
+        passages = max((len(of_row) for of_row in by_row.values()), default=0)
+        lines.append(f"| {run_dir.name} | {passages} | " + " | ".join(cells) + " |")
+    cells, passages = pooled_cells(differences, resamples)
+    lines.append(f"| pooled, {len(pairs)} seeds | {passages} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
@@ -82,6 +140,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--notes", type=Path)
     parser.add_argument("--pooled", action="store_true", help="add a line that pools the runs (seeds of one setting)")
+    parser.add_argument("--versus", nargs="+", type=Path, help="another setting's runs, paired by seed")
     parser.add_argument("--metric", default="answer_loglik")
     parser.add_argument("--resamples", type=int, default=load_config().heldout.resamples)
     args = parser.parse_args()
@@ -97,18 +156,18 @@ def main() -> None:
         "| passage_selfedit - no_update change | training min |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    unfinished, finished = [], {}
+    unfinished, done = [], {}
     for run_dir in args.runs:
         records = saved_records(RunStore(run_dir))
         line = run_line(run_dir, records, notes.get(run_dir.name, ""), args.metric, args.resamples)
         if line is None:
             unfinished.append(run_dir.name)
         else:
-            finished[run_dir] = records
+            done[run_dir] = records
             print(line)
-    if args.pooled and len(finished) > 1:
+    if args.pooled and len(done) > 1:
         try:
-            print(pooled_line(finished, args.metric, args.resamples))
+            print(pooled_line(done, args.metric, args.resamples))
         except ValueError as exc:
             parser.error(str(exc))
     print(
@@ -117,6 +176,24 @@ def main() -> None:
     )
     if unfinished:
         print(f"\nNo held-out result yet (the run did not finish a round and its evaluation): {', '.join(unfinished)}.")
+    if args.versus:
+        others = {
+            run_dir: records
+            for run_dir in args.versus
+            if finished(records := saved_records(RunStore(run_dir)), args.metric)
+        }
+        try:
+            lines = versus_lines(done, others, args.metric, args.resamples)
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(
+            f"\n{args.runs[0].parent.name} minus {args.versus[0].parent.name}: each row's change from round 0 "
+            "minus the same row's change in the run of the same name, paired by passage; the pooled line "
+            "resamples the seeds and, apart, the passages.\n"
+        )
+        print("| seed | held-out passages | " + " | ".join(row.replace("_minus_", " - ") for row in ROWS) + " |")
+        print("|---|---|" + "---|" * len(ROWS))
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -92,3 +92,48 @@ def test_pooled_runs_must_end_at_the_same_round(tmp_path):
     assert result.returncode == 2
     assert "ended at different rounds: seed_0 round 1, seed_1 round 2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_versus_pairs_two_settings_by_seed_and_passage(tmp_path):
+    """Setting a's change minus setting b's, per seed (paired by passage) and pooled over the seeds."""
+    script = load_script()
+    start = [-6.0, -7.0, -5.0]
+    a = [
+        write_run(tmp_path / "a" / "seed_0", start, [0.2, 0.4, 0.6]),
+        write_run(tmp_path / "a" / "seed_1", start, [0.6, 0.8, 1.0]),
+    ]
+    b = [
+        write_run(tmp_path / "b" / "seed_0", start, [0.1, 0.1, 0.1]),
+        write_run(tmp_path / "b" / "seed_1", start, [0.2, 0.2, 0.2]),
+    ]
+    b.append(write_run(tmp_path / "b" / "seed_9", start, [5.0, 5.0, 5.0]))
+    runs, others = ({run_dir: saved_records(RunStore(run_dir)) for run_dir in setting} for setting in (a, b))
+    lines = script.versus_lines(runs, others, "answer_loglik", 2000)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert [row[:2] for row in rows] == [["seed_0", "3"], ["seed_1", "3"], ["pooled, 2 seeds", "3"]], (
+        "seed_9 is unpaired"
+    )
+    assert rows[0][2].startswith("+0.300 [") and rows[1][2].startswith("+0.600 [")
+    assert rows[2][2].startswith("+0.450 [") and rows[2][2].endswith("*")
+    assert rows[2][4] == "+0.000 [+0.000, +0.000]", "no_update moved in neither setting"
+
+
+def test_versus_refuses_unpaired_or_unequal_runs(tmp_path):
+    """No seed in both settings, or a pair that ended at different rounds: one line, exit 2."""
+    start, gain = [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6]
+    mine = write_run(tmp_path / "a" / "seed_0", start, gain)
+    unpaired = write_run(tmp_path / "b" / "seed_1", start, gain)
+    longer = write_run(tmp_path / "c" / "seed_0", start, gain, rounds=2)
+    for other, message in (
+        (unpaired, "no finished run's name is in both"),
+        (longer, "ended at different rounds: seed_0 round 1, seed_0 round 2"),
+    ):
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), str(mine), "--versus", str(other)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
