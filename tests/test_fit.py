@@ -3,6 +3,9 @@
 import contextlib
 import io
 import json
+import signal
+import subprocess
+import sys
 
 import mlflow.artifacts
 import pytest
@@ -232,3 +235,21 @@ def test_fit_arc_round_on_builtin_tasks(tmp_path, capsys):
     assert "SEAL on held-out items after round 1 (seal, token_accuracy)" in out
     assert main(argv) == 0
     assert "round 1: already finished, skipped" in capsys.readouterr().out
+
+
+def test_sigterm_stops_fit_with_one_line_and_status_143(tmp_path):
+    """`kill` or a scheduler's scancel mid-fit: the command stops at once, says how to resume, and exits
+    128 + SIGTERM, wherever the signal lands (inside Lightning's training it had been swallowed)."""
+    command = [sys.executable, "-m", "seal_lightning", "fit", f"run_dir={tmp_path / 'run'}", *TINY]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = b""
+    while b"inner loops" not in seen:  # the progress bar: training (under Lightning) has started
+        chunk = process.stderr.read1(4096)
+        assert chunk, f"fit ended before its inner loops: {seen.decode()}"
+        seen += chunk
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=60)[1]
+    err = (seen + rest).decode()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1] == "seal-lightning: stopped by SIGTERM; run the same command again to resume"

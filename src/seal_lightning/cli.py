@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -78,8 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM (`kill`, a scheduler's scancel), raised where the process is, as Ctrl-C raises KeyboardInterrupt.
+    Lightning's own SIGTERM handler only sets a flag that its loops read at the next batch, so a signal near
+    the end of a fit was lost and the command went on; an Exception also passes Lightning's interrupt
+    handling, which turns KeyboardInterrupt into exit status 1."""
+
+
+def terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         if args.command == "track":
             return track(args.run_dir, args.uri)
@@ -101,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seal-lightning: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Terminated:
+        print("seal-lightning: stopped by SIGTERM; run the same command again to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def launched_rank() -> int:
