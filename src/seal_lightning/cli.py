@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 class Terminated(Exception):
     """SIGTERM (`kill`, a scheduler's scancel), raised where the process is, as Ctrl-C raises KeyboardInterrupt.
-    Lightning's own SIGTERM handler only sets a flag that its loops read at the next batch, so a signal near
-    the end of a fit was lost and the command went on; an Exception also passes Lightning's interrupt
-    handling, which turns KeyboardInterrupt into exit status 1."""
+    Lightning's own SIGTERM handler only sets a flag that its loops read at the next batch, then exits with
+    status 0 as if the command had finished; an Exception also passes Lightning's interrupt handling, which
+    turns KeyboardInterrupt into exit status 1."""
 
 
 def terminate(signum: int, frame: object) -> NoReturn:
