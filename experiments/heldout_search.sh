@@ -7,9 +7,8 @@
 # Finished runs are skipped; `bash experiments/heldout_search.sh NAME...` runs only those.
 # experiments/heldout_search.tsv says what each run changes.
 #
-# A run that changes only the M-step (outer.*) starts from a copy of paper_mstep's round-0 held-out
-# results and round-1 E-step (the same policy, items, seeds and settings give the same numbers), so only
-# what its M-step changes is computed again.
+# A run that changes only the M-step (outer.*) starts from paper_mstep's round-0 held-out results and
+# round-1 E-step (experiments/share_estep.sh), so only what its M-step changes is computed again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=${RUN_ROOT:-runs/heldout_search}
@@ -25,18 +24,10 @@ declare -A runs=(
 mstep_only=(mstep_lr3e-5 anchor1 anchor10 anchor10_epochs6 min_gain0)
 in_order=(paper_mstep "${mstep_only[@]}")
 
-seed_from_paper_mstep() {
-    local from="$root/paper_mstep" to="$root/$1"
-    [ -f "$from/round_1/summary.json" ] && [ ! -e "$to" ] || return 0
-    mkdir -p "$to/heldout" "$to/round_1"
-    cp -r "$from"/heldout/round_0-* "$to/heldout/"
-    cp "$from"/round_1/{selfedits.json,scores.jsonl,baselines.jsonl} "$to/round_1/"
-}
-
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${in_order[@]}")
 for name in "${names[@]}"; do
-    if [[ " ${mstep_only[*]} " == *" $name "* ]]; then seed_from_paper_mstep "$name"; fi
+    if [[ " ${mstep_only[*]} " == *" $name "* ]]; then bash experiments/share_estep.sh "$root/paper_mstep" "$root/$name"; fi
     bash scripts/run.sh python -m seal_lightning fit --config conf/heldout.yaml run_dir="$root/$name" ${runs[$name]}
 done
 bash scripts/run.sh python experiments/heldout_table.py --notes experiments/heldout_search.tsv "${in_order[@]/#/$root/}" \

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The chosen M-step (a KL anchor of weight 10, 6 epochs: conf/heldout.yaml) against the paper's (no anchor,
+# 2 epochs), paired, at the size of experiments/heldout.sh: 2 rounds of 24 new passages, 40 held-out
+# passages, on the corpus drawn with seed 1, which the search (experiments/heldout_search.sh, seed 0)
+# did not look at. For each run seed both settings share round 0's held-out results and round 1's E-step
+# (experiments/share_estep.sh): the M-step is the first thing they differ in. Then
+# experiments/heldout_table.py writes experiments/heldout_mstep_versus.md: each setting's changes from
+# round 0, and the anchored run's minus the paper's, paired by seed and passage.
+# `bash experiments/heldout_mstep_versus.sh 0 1` runs those run seeds (default: 0). Finished runs resume.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=${RUN_ROOT:-runs/heldout_mstep}
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(0)
+for seed in "${seeds[@]}"; do
+    anchored=$root/anchored/seed_$seed paper=$root/paper/seed_$seed
+    bash experiments/heldout.sh run_dir="$anchored" seed="$seed"
+    bash experiments/share_estep.sh "$anchored" "$paper"
+    bash experiments/heldout.sh run_dir="$paper" seed="$seed" outer.anchor=0 outer.epochs=2
+done
+bash scripts/run.sh python experiments/heldout_table.py "${seeds[@]/#/$root/anchored/seed_}" \
+    --versus "${seeds[@]/#/$root/paper/seed_}" >experiments/heldout_mstep_versus.md
+cat experiments/heldout_mstep_versus.md
