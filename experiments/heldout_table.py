@@ -104,7 +104,7 @@ def versus_lines(
     runs: dict[Path, dict[int, list[dict]]], others: dict[Path, dict[int, list[dict]]], metric: str, resamples: int
 ) -> list[str]:
     """Each row's change in `runs` minus its change in `others`, paired by run directory name (the seed)
-    and by passage: one line per seed, then the seeds pooled."""
+    and by passage: one line per seed, then the seeds pooled (when there are several)."""
     by_name = {run_dir.name: (run_dir, records) for run_dir, records in others.items()}
     pairs = [(run_dir, records, *by_name[run_dir.name]) for run_dir, records in runs.items() if run_dir.name in by_name]
     if not pairs:
@@ -130,8 +130,9 @@ def versus_lines(
         ]
         passages = max((len(of_row) for of_row in by_row.values()), default=0)
         lines.append(f"| {run_dir.name} | {passages} | " + " | ".join(cells) + " |")
-    cells, passages = pooled_cells(differences, resamples)
-    lines.append(f"| pooled, {len(pairs)} seeds | {passages} | " + " | ".join(cells) + " |")
+    if len(pairs) > 1:  # one seed's line is already the whole comparison
+        cells, passages = pooled_cells(differences, resamples)
+        lines.append(f"| pooled, {len(pairs)} seeds | {passages} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -188,7 +189,7 @@ def main() -> None:
             parser.error(str(exc))
         print(
             f"\n{args.runs[0].parent.name} minus {args.versus[0].parent.name}: each row's change from round 0 "
-            "minus the same row's change in the run of the same name, paired by passage; the pooled line "
+            "minus the same row's change in the run of the same name, paired by passage; a pooled line "
             "resamples the seeds and, apart, the passages.\n"
         )
         print("| seed | held-out passages | " + " | ".join(row.replace("_minus_", " - ") for row in ROWS) + " |")

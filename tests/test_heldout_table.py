@@ -116,6 +116,8 @@ def test_versus_pairs_two_settings_by_seed_and_passage(tmp_path):
     assert rows[0][2].startswith("+0.300 [") and rows[1][2].startswith("+0.600 [")
     assert rows[2][2].startswith("+0.450 [") and rows[2][2].endswith("*")
     assert rows[2][4] == "+0.000 [+0.000, +0.000]", "no_update moved in neither setting"
+    one_seed = script.versus_lines(dict([next(iter(runs.items()))]), others, "answer_loglik", 2000)
+    assert len(one_seed) == 1 and one_seed[0].startswith("| seed_0 |"), "one seed: no pooled line repeating it"
 
 
 def test_versus_refuses_unpaired_or_unequal_runs(tmp_path):
