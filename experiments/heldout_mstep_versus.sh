@@ -27,5 +27,7 @@ done
     echo "The paper's M-step (outer.anchor=0 outer.epochs=2) on the same seeds:"
     echo
     bash scripts/run.sh python experiments/heldout_table.py "${seeds[@]/#/$root/paper/seed_}"
+    echo "The paper's runs start from the anchored runs' round 1 (experiments/share_estep.sh): their"
+    echo "\"training min\" counts their round-1 M-step and round 2 only."
 } >experiments/heldout_mstep_versus.md
 cat experiments/heldout_mstep_versus.md
