@@ -8,15 +8,17 @@
 # `bash experiments/demo_seeds.sh 0 1 2 3` runs those seeds (default: 0 1 2 3). Another setting on the same
 # seeds: SETTING="outer.anchor=0 outer.epochs=2" RUN_ROOT=runs/demo_seeds_paper_mstep
 # TABLE=experiments/demo_seeds_paper_mstep.md bash experiments/demo_seeds.sh
+# Another config: CONFIG (default conf/demo.yaml), as experiments/heldout_seeds.sh does.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+config=${CONFIG:-conf/demo.yaml}
 root=${RUN_ROOT:-runs/demo_seeds}
 table=${TABLE:-experiments/demo_seeds.md}
 read -ra setting <<<"${SETTING:-}"
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2 3)
 for seed in "${seeds[@]}"; do
-    bash scripts/run.sh python -m seal_lightning fit --config conf/demo.yaml run_dir="$root/seed_$seed" seed="$seed" "${setting[@]}"
+    bash scripts/run.sh python -m seal_lightning fit --config "$config" run_dir="$root/seed_$seed" seed="$seed" "${setting[@]}"
 done
 bash scripts/run.sh python experiments/heldout_table.py --pooled "${seeds[@]/#/$root/seed_}" >"$table"
 cat "$table"
