@@ -6,14 +6,16 @@
 # (experiments/share_estep.sh): the M-step is the first thing they differ in. Then
 # experiments/heldout_table.py writes experiments/heldout_mstep_versus.md: each setting's changes from
 # round 0, and the anchored run's changes minus the paper's, paired by seed and passage.
-# `bash experiments/heldout_mstep_versus.sh 0 1` runs those run seeds (default: 0). Finished runs resume.
+# `bash experiments/heldout_mstep_versus.sh 0 1` runs those run seeds (default: 0). Finished runs resume. The
+# anchored runs are experiments/heldout_seeds.sh's (ANCHORED_ROOT, default runs/heldout_seeds), not run twice.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=${RUN_ROOT:-runs/heldout_mstep}
+anchored_root=${ANCHORED_ROOT:-runs/heldout_seeds}
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0)
 for seed in "${seeds[@]}"; do
-    anchored=$root/anchored/seed_$seed paper=$root/paper/seed_$seed
+    anchored=$anchored_root/seed_$seed paper=$root/paper/seed_$seed
     bash experiments/heldout.sh run_dir="$anchored" seed="$seed"
     bash experiments/share_estep.sh "$anchored" "$paper"
     bash experiments/heldout.sh run_dir="$paper" seed="$seed" outer.anchor=0 outer.epochs=2
@@ -21,7 +23,7 @@ done
 {
     echo "The chosen M-step (conf/heldout.yaml: outer.anchor=10 outer.epochs=6), and it against the paper's:"
     echo
-    bash scripts/run.sh python experiments/heldout_table.py "${seeds[@]/#/$root/anchored/seed_}" \
+    bash scripts/run.sh python experiments/heldout_table.py "${seeds[@]/#/$anchored_root/seed_}" \
         --versus "${seeds[@]/#/$root/paper/seed_}"
     echo
     echo "The paper's M-step (outer.anchor=0 outer.epochs=2) on the same seeds:"
