@@ -94,15 +94,20 @@ class HeldOutEvaluation(ReSTEMCallback):
         print(line)
 
 
-def saved_records(store: RunStore) -> dict[int, list[dict]]:
-    """The held-out records a run directory holds, by round (of several evaluations of a round, under other
-    settings, the latest)."""
+def latest_evaluations(store: RunStore) -> dict[int, str]:
+    """Each round's held-out evaluation folder in a run directory, relative to it (of several evaluations of
+    a round, under other settings, the latest)."""
     latest: dict[int, tuple[int, str]] = {}
     for results in store.root.glob("heldout/round_*-*/results*.jsonl"):  # one file per rank under several
         round_index = int(results.parent.name.split("-")[0].removeprefix("round_"))
-        stamp = (results.stat().st_mtime_ns, str(results.parent.relative_to(store.root) / "results.jsonl"))
+        stamp = (results.stat().st_mtime_ns, str(results.parent.relative_to(store.root)))
         latest[round_index] = max(latest.get(round_index, stamp), stamp)
-    return {r: store.read_jsonl(name) for r, (_, name) in sorted(latest.items())}
+    return {r: folder for r, (_, folder) in sorted(latest.items())}
+
+
+def saved_records(store: RunStore) -> dict[int, list[dict]]:
+    """The held-out records a run directory holds, by round (`latest_evaluations`)."""
+    return {r: store.read_jsonl(f"{folder}/results.jsonl") for r, folder in latest_evaluations(store).items()}
 
 
 def row_values(
