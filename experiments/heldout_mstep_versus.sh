@@ -8,6 +8,8 @@
 # round 0, and the anchored run's changes minus the paper's, paired by seed and passage.
 # `bash experiments/heldout_mstep_versus.sh 0 1` runs those run seeds (default: 0). Finished runs resume. The
 # anchored runs are experiments/heldout_seeds.sh's (ANCHORED_ROOT, default runs/heldout_seeds), not run twice.
+# Both runs' held-out records are kept in git (experiments/keep_records.py), and the tables pair every seed
+# whose paper run is kept there, including seeds run in another session.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=${RUN_ROOT:-runs/heldout_mstep}
@@ -19,16 +21,18 @@ for seed in "${seeds[@]}"; do
     bash experiments/heldout.sh run_dir="$anchored" seed="$seed"
     bash experiments/share_estep.sh "$anchored" "$paper"
     bash experiments/heldout.sh run_dir="$paper" seed="$seed" outer.anchor=0 outer.epochs=2
+    bash scripts/run.sh python experiments/keep_records.py "$anchored" "$paper"
 done
+kept_paper=("experiments/records/${root#runs/}/paper"/seed_*)
+kept_anchored=("${kept_paper[@]/#"experiments/records/${root#runs/}/paper"/"experiments/records/${anchored_root#runs/}"}")
 {
     echo "The chosen M-step (conf/heldout.yaml: outer.anchor=10 outer.epochs=6), and it against the paper's:"
     echo
-    bash scripts/run.sh python experiments/heldout_table.py "${seeds[@]/#/$anchored_root/seed_}" \
-        --versus "${seeds[@]/#/$root/paper/seed_}"
+    bash scripts/run.sh python experiments/heldout_table.py "${kept_anchored[@]}" --versus "${kept_paper[@]}"
     echo
     echo "The paper's M-step (outer.anchor=0 outer.epochs=2) on the same seeds:"
     echo
-    bash scripts/run.sh python experiments/heldout_table.py "${seeds[@]/#/$root/paper/seed_}"
+    bash scripts/run.sh python experiments/heldout_table.py "${kept_paper[@]}"
     echo "The paper's runs start from the anchored runs' round 1 (experiments/share_estep.sh): their"
     echo "\"training min\" counts their round-1 M-step and round 2 only."
 } >experiments/heldout_mstep_versus.md
