@@ -8,23 +8,28 @@
 # round 0, and the anchored run's changes minus the paper's, paired by seed and passage.
 # `bash experiments/heldout_mstep_versus.sh 0 1` runs those run seeds (default: 0). Finished runs resume. The
 # anchored runs are experiments/heldout_seeds.sh's (ANCHORED_ROOT, default runs/heldout_seeds), not run twice.
-# Both runs' held-out records are kept in git (experiments/keep_records.py), and the tables pair every seed
-# whose paper run is kept there, including seeds run in another session.
+# Both runs are kept in git without weights (experiments/keep_records.py), and the tables pair every seed
+# whose paper run is kept there, including seeds run in another session. The paper's run starts from the
+# kept anchored run, so a seed whose anchored run was kept in another session costs only the paper's run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=${RUN_ROOT:-runs/heldout_mstep}
 anchored_root=${ANCHORED_ROOT:-runs/heldout_seeds}
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0)
+kept=experiments/records/${root#runs/}/paper kept_anchored_root=experiments/records/${anchored_root#runs/}
 for seed in "${seeds[@]}"; do
     anchored=$anchored_root/seed_$seed paper=$root/paper/seed_$seed
-    bash experiments/heldout.sh run_dir="$anchored" seed="$seed"
-    bash experiments/share_estep.sh "$anchored" "$paper"
+    if [ -d "$anchored" ] || [ ! -d "$kept_anchored_root/seed_$seed" ]; then  # else kept in another session
+        bash experiments/heldout.sh run_dir="$anchored" seed="$seed"
+        bash scripts/run.sh python experiments/keep_records.py "$anchored"
+    fi
+    bash experiments/share_estep.sh "$kept_anchored_root/seed_$seed" "$paper"
     bash experiments/heldout.sh run_dir="$paper" seed="$seed" outer.anchor=0 outer.epochs=2
-    bash scripts/run.sh python experiments/keep_records.py "$anchored" "$paper"
+    bash scripts/run.sh python experiments/keep_records.py "$paper"
 done
-kept_paper=("experiments/records/${root#runs/}/paper"/seed_*)
-kept_anchored=("${kept_paper[@]/#"experiments/records/${root#runs/}/paper"/"experiments/records/${anchored_root#runs/}"}")
+kept_paper=("$kept"/seed_*)
+kept_anchored=("${kept_paper[@]/#"$kept"/"$kept_anchored_root"}")
 {
     echo "The chosen M-step (conf/heldout.yaml: outer.anchor=10 outer.epochs=6), and it against the paper's:"
     echo

@@ -1,9 +1,11 @@
-"""Keep what experiments/heldout_table.py reads from fit run directories, in git: each round's latest held-out
-results and each round's summary.json, no weights (a few hundred KB per run, against gigabytes).
+"""Keep a fit run directory's results in git, without its weights: each round's latest held-out evaluation
+and the files of each round's own folder (summary, self-edits, scores, baselines, phases), a few hundred KB
+per run against gigabytes.
 
 `runs/` is not tracked, so a run's per-passage results die with the machine, and with them the chance to
-pool its seed with seeds run later. Kept records are run directories that heldout_table.py reads like the
-real ones, so a new session runs only the seeds it adds:
+pool its seed with seeds run later. A kept run reads in experiments/heldout_table.py like the real one, and
+it holds what experiments/share_estep.sh copies (round 0's evaluation, round 1's E-step), so a new session
+runs only what it adds:
 
     python experiments/keep_records.py runs/heldout_seeds/seed_2     # -> experiments/records/heldout_seeds/seed_2
     python experiments/heldout_table.py --pooled experiments/records/heldout_seeds/seed_*
@@ -27,8 +29,8 @@ RECORDS = ROOT / "experiments" / "records"
 
 
 def keep(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Path:
-    """Copy the run's latest held-out evaluation of every round and its rounds' summaries to its place under
-    `records`; return that place."""
+    """Copy the run's latest held-out evaluation of every round and the files of its round folders (not
+    their adapter and policy folders) to its place under `records`; return that place."""
     try:
         relative = run_dir.resolve().relative_to(runs.resolve())
     except ValueError:
@@ -39,11 +41,12 @@ def keep(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Path:
     kept = records / relative
     shutil.rmtree(kept, ignore_errors=True)
     for folder in evaluations.values():
-        shutil.copytree(run_dir / folder, kept / folder, ignore=shutil.ignore_patterns("*.tmp"))
-    for summary in run_dir.glob("round_*/summary.json"):
-        target = kept / summary.relative_to(run_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(summary, target)
+        shutil.copytree(run_dir / folder, kept / folder)
+    for result in run_dir.glob("round_*/*"):
+        if result.is_file():
+            target = kept / result.relative_to(run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(result, target)
     return kept
 
 

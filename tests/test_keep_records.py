@@ -29,6 +29,7 @@ def test_kept_run_gives_the_same_line_without_its_weights(tmp_path):
     run_dir = write_run(runs / "heldout_seeds" / "seed_0", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6], rounds=2)
     (run_dir / "round_2" / "policy").mkdir()
     (run_dir / "round_2" / "policy" / "model.safetensors").write_bytes(b"\0" * 1024)
+    (run_dir / "round_1" / "selfedits.json").write_text("{}")  # what experiments/share_estep.sh copies
     # An older evaluation of round 2 under other settings: the latest one is what counts, and what is kept.
     older = run_dir / "heldout" / "round_2-older00000"
     older.mkdir()
@@ -39,7 +40,11 @@ def test_kept_run_gives_the_same_line_without_its_weights(tmp_path):
 
     assert kept == records / "heldout_seeds" / "seed_0"
     assert not list(kept.rglob("*.safetensors")) and not (kept / "heldout" / "round_2-older00000").exists()
-    assert sorted(p.name for p in kept.glob("round_*/summary.json")) == ["summary.json", "summary.json"]
+    assert sorted(str(p.relative_to(kept)) for p in kept.glob("round_*/*")) == [
+        "round_1/selfedits.json",
+        "round_1/summary.json",
+        "round_2/summary.json",
+    ]
     original, copy = saved_records(RunStore(run_dir)), saved_records(RunStore(kept))
     assert copy == original
     table = load_script()
