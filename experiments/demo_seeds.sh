@@ -4,9 +4,10 @@
 # self-edits sampled, the inner loops' and the M-step's LoRA initialisations, the M-step's batch order,
 # the held-out self-edits), then experiments/heldout_table.py writes each run's held-out changes to
 # experiments/demo_seeds.md, with a last line that pools the seeds (a bootstrap that resamples the seeds
-# and, apart, the passages). Finished runs are not redone: fit resumes them. Each run's held-out records are
-# kept in git (experiments/keep_records.py, under experiments/records/), and the table pools every seed
-# kept there, so seeds run in another session or on another machine count without being run again.
+# and, apart, the passages). Finished runs are not redone: fit resumes them. Each run is kept in git without
+# its weights (experiments/keep_records.py, under experiments/records/; RUN_ROOT must lie under runs/), and
+# the table pools every seed kept there, so seeds run in another session or on another machine count
+# without being run again.
 # `bash experiments/demo_seeds.sh 0 1 2 3` runs those seeds (default: 0 1 2 3). Another setting on the same
 # seeds: SETTING="outer.anchor=0 outer.epochs=2" RUN_ROOT=runs/demo_seeds_paper_mstep
 # TABLE=experiments/demo_seeds_paper_mstep.md bash experiments/demo_seeds.sh

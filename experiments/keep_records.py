@@ -1,6 +1,6 @@
 """Keep a fit run directory's results in git, without its weights: each round's latest held-out evaluation
-and the files of each round's own folder (summary, self-edits, scores, baselines, phases), a few hundred KB
-per run against gigabytes.
+and the files of each round's own folder (summary, self-edits, scores, baselines, phases): about half a
+megabyte per run, against gigabytes with the weights.
 
 `runs/` is not tracked, so a run's per-passage results die with the machine, and with them the chance to
 pool its seed with seeds run later. A kept run reads in experiments/heldout_table.py like the real one, and
