@@ -23,6 +23,6 @@ seeds=("$@")
 for seed in "${seeds[@]}"; do
     bash scripts/run.sh python -m seal_lightning fit --config "$config" run_dir="$root/seed_$seed" seed="$seed" "${setting[@]}"
 done
-bash scripts/run.sh python experiments/keep_records.py "${seeds[@]/#/$root/seed_}"
-bash scripts/run.sh python experiments/heldout_table.py --pooled "experiments/records/${root#runs/}"/seed_* >"$table"
+kept=$(bash scripts/run.sh python experiments/keep_records.py "${seeds[@]/#/$root/seed_}" | tail -n 1)
+bash scripts/run.sh python experiments/heldout_table.py --pooled "$(dirname "$kept")"/seed_* >"$table"
 cat "$table"

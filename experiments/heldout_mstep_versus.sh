@@ -17,7 +17,8 @@ root=${RUN_ROOT:-runs/heldout_mstep}
 anchored_root=${ANCHORED_ROOT:-runs/heldout_seeds}
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0)
-kept=experiments/records/${root#runs/}/paper kept_anchored_root=experiments/records/${anchored_root#runs/}
+kept=$(bash scripts/run.sh python experiments/keep_records.py --where "$root/paper")
+kept_anchored_root=$(bash scripts/run.sh python experiments/keep_records.py --where "$anchored_root")
 for seed in "${seeds[@]}"; do
     anchored=$anchored_root/seed_$seed paper=$root/paper/seed_$seed
     if [ -d "$anchored" ] || [ ! -d "$kept_anchored_root/seed_$seed" ]; then  # else kept in another session

@@ -10,6 +10,9 @@ runs only what it adds:
     python experiments/keep_records.py runs/heldout_seeds/seed_2     # -> experiments/records/heldout_seeds/seed_2
     python experiments/heldout_table.py --pooled experiments/records/heldout_seeds/seed_*
 
+`--where` prints the places without keeping anything, so the experiment scripts find a kept run (theirs or
+another session's) from this one mapping.
+
 A run directory must lie under `runs/` (its path there is its path under experiments/records/) and must have
 finished a held-out evaluation after round 0. Keeping a run again replaces what was kept.
 """
@@ -28,17 +31,21 @@ RUNS = ROOT / "runs"
 RECORDS = ROOT / "experiments" / "records"
 
 
+def kept_place(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Path:
+    """Where a run under `runs` is kept: its path under `records`. The run need not exist."""
+    try:
+        return records / run_dir.resolve().relative_to(runs.resolve())
+    except ValueError:
+        raise ValueError(f"{run_dir} is not under {runs}: its place in {records} is its path there") from None
+
+
 def keep(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Path:
     """Copy the run's latest held-out evaluation of every round and the files of its round folders (not
     their adapter and policy folders) to its place under `records`; return that place."""
-    try:
-        relative = run_dir.resolve().relative_to(runs.resolve())
-    except ValueError:
-        raise ValueError(f"{run_dir} is not under {runs}: its place in {records} is its path there") from None
+    kept = kept_place(run_dir, records, runs)
     evaluations = latest_evaluations(RunStore(run_dir)) if run_dir.is_dir() else {}
     if not any(round_index > 0 for round_index in evaluations):
         raise ValueError(f"{run_dir} has no held-out evaluation after a round: nothing to keep")
-    kept = records / relative
     shutil.rmtree(kept, ignore_errors=True)
     for folder in evaluations.values():
         shutil.copytree(run_dir / folder, kept / folder)
@@ -53,10 +60,11 @@ def keep(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--where", action="store_true", help="print each run's place, keep nothing")
     args = parser.parse_args()
     for run_dir in args.runs:
         try:
-            print(keep(run_dir))
+            print(kept_place(run_dir) if args.where else keep(run_dir))
         except ValueError as exc:
             parser.error(str(exc))
 

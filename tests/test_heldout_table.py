@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from seal_lightning.heldout import saved_records
 from seal_lightning.store import RunStore
@@ -15,8 +16,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "heldout_table.py
 ITEMS = ("a", "b", "c")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("heldout_table", SCRIPT)
+def load_script(path: Path = SCRIPT) -> ModuleType:
+    """Import an experiment script by its path: experiments/ is not a package."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,13 +16,6 @@ from seal_lightning.store import RunStore
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "keep_records.py"
 
 
-def load_keep():
-    spec = importlib.util.spec_from_file_location("keep_records", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_kept_run_gives_the_same_line_without_its_weights(tmp_path):
     runs, records = tmp_path / "runs", tmp_path / "records"
     run_dir = write_run(runs / "heldout_seeds" / "seed_0", [-6.0, -7.0, -5.0], [0.2, 0.4, 0.6], rounds=2)
@@ -36,7 +28,7 @@ def test_kept_run_gives_the_same_line_without_its_weights(tmp_path):
     (older / "results.jsonl").write_text('{"condition": "policy_selfedit", "item": "a", "answer_loglik": 9.0}\n')
     os.utime(older / "results.jsonl", (0, 0))
 
-    kept = load_keep().keep(run_dir, records, runs)
+    kept = load_script(SCRIPT).keep(run_dir, records, runs)
 
     assert kept == records / "heldout_seeds" / "seed_0"
     assert not list(kept.rglob("*.safetensors")) and not (kept / "heldout" / "round_2-older00000").exists()
@@ -58,7 +50,7 @@ def test_refuses_unfinished_runs(tmp_path):
     unfinished = tmp_path / "runs" / "seed_1"
     unfinished.mkdir(parents=True)
     with pytest.raises(ValueError, match="no held-out evaluation after a round"):
-        load_keep().keep(unfinished, tmp_path / "records", tmp_path / "runs")
+        load_script(SCRIPT).keep(unfinished, tmp_path / "records", tmp_path / "runs")
 
 
 def test_refuses_runs_outside_runs_in_one_line(tmp_path):
@@ -67,3 +59,21 @@ def test_refuses_runs_outside_runs_in_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), str(outside)], capture_output=True, text=True, check=False)
     assert result.returncode == 2, result.stderr
     assert "is not under" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_where_names_the_place_without_keeping(tmp_path):
+    """The experiment scripts find kept runs, theirs or another session's, from this one mapping."""
+    keep_records = load_script(SCRIPT)
+    place = keep_records.kept_place(
+        tmp_path / "runs" / "heldout_mstep" / "paper", tmp_path / "records", tmp_path / "runs"
+    )
+    assert place == tmp_path / "records" / "heldout_mstep" / "paper"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--where", "runs/demo_seeds/seed_9"],
+        cwd=SCRIPT.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(result.stdout.strip()) == keep_records.RECORDS / "demo_seeds" / "seed_9"
+    assert not (keep_records.RECORDS / "demo_seeds" / "seed_9").exists()
