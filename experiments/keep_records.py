@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from seal_lightning.heldout import latest_evaluations
-from seal_lightning.store import RunStore
+from seal_lightning.store import PARTIAL, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
@@ -41,16 +41,17 @@ def kept_place(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Pat
 
 def keep(run_dir: Path, records: Path = RECORDS, runs: Path = RUNS) -> Path:
     """Copy the run's latest held-out evaluation of every round and the files of its round folders (not
-    their adapter and policy folders) to its place under `records`; return that place."""
+    their adapter and policy folders, nor writes a killed process left unfinished) to its place under
+    `records`; return that place."""
     kept = kept_place(run_dir, records, runs)
     evaluations = latest_evaluations(RunStore(run_dir)) if run_dir.is_dir() else {}
     if not any(round_index > 0 for round_index in evaluations):
         raise ValueError(f"{run_dir} has no held-out evaluation after a round: nothing to keep")
     shutil.rmtree(kept, ignore_errors=True)
     for folder in evaluations.values():
-        shutil.copytree(run_dir / folder, kept / folder)
+        shutil.copytree(run_dir / folder, kept / folder, ignore=shutil.ignore_patterns(f"{PARTIAL}*"))
     for result in run_dir.glob("round_*/*"):
-        if result.is_file():
+        if result.is_file() and not result.name.startswith(PARTIAL):
             target = kept / result.relative_to(run_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(result, target)

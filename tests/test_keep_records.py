@@ -11,7 +11,7 @@ import pytest
 from test_heldout_table import load_script, write_run
 
 from seal_lightning.heldout import saved_records
-from seal_lightning.store import RunStore
+from seal_lightning.store import PARTIAL, RunStore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "keep_records.py"
 
@@ -22,6 +22,9 @@ def test_kept_run_gives_the_same_line_without_its_weights(tmp_path):
     (run_dir / "round_2" / "policy").mkdir()
     (run_dir / "round_2" / "policy" / "model.safetensors").write_bytes(b"\0" * 1024)
     (run_dir / "round_1" / "selfedits.json").write_text("{}")  # what experiments/share_estep.sh copies
+    # Writes a killed process left unfinished (RunStore removes them when a run is next held), not results.
+    (run_dir / "round_2" / f"{PARTIAL}scores.jsonl.x1").write_text('{"item": "a"}\n')
+    (run_dir / "heldout" / "round_2-0123456789" / f"{PARTIAL}results.jsonl.x2").write_text("{}\n")
     # An older evaluation of round 2 under other settings: the latest one is what counts, and what is kept.
     older = run_dir / "heldout" / "round_2-older00000"
     older.mkdir()
@@ -32,6 +35,7 @@ def test_kept_run_gives_the_same_line_without_its_weights(tmp_path):
 
     assert kept == records / "heldout_seeds" / "seed_0"
     assert not list(kept.rglob("*.safetensors")) and not (kept / "heldout" / "round_2-older00000").exists()
+    assert not list(kept.rglob(f"{PARTIAL}*"))
     assert sorted(str(p.relative_to(kept)) for p in kept.glob("round_*/*")) == [
         "round_1/selfedits.json",
         "round_1/summary.json",
