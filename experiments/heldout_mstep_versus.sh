@@ -17,8 +17,8 @@ root=${RUN_ROOT:-runs/heldout_mstep}
 anchored_root=${ANCHORED_ROOT:-runs/heldout_seeds}
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0)
-kept=$(bash scripts/run.sh python experiments/keep_records.py --where "$root/paper")
-kept_anchored_root=$(bash scripts/run.sh python experiments/keep_records.py --where "$anchored_root")
+places=$(bash scripts/run.sh python experiments/keep_records.py --where "$root/paper" "$anchored_root")
+kept=${places%%$'\n'*} kept_anchored_root=${places#*$'\n'}  # one line per run given, in order
 for seed in "${seeds[@]}"; do
     anchored=$anchored_root/seed_$seed paper=$root/paper/seed_$seed
     if [ -d "$anchored" ] || [ ! -d "$kept_anchored_root/seed_$seed" ]; then  # else kept in another session
