@@ -1,14 +1,16 @@
+import gc
 import json
 import os
 import subprocess
 import sys
 import sysconfig
+import weakref
 from pathlib import Path
 
 import pytest
 import torch
 
-from seal_lightning.profiling import PhaseProfile, peak_gib, reset_peak, resident_gib
+from seal_lightning.profiling import PhaseProfile, libraries_frozen, peak_gib, reset_peak, resident_gib
 
 # The cmeel-mimalloc wheel's library, which scripts/run.sh preloads.
 MIMALLOC = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "lib" / "libmimalloc.so"
@@ -71,3 +73,23 @@ def test_metrics_name_every_phase():
 def test_peak_is_at_least_what_is_resident():
     reset_peak()
     assert peak_gib() >= resident_gib() * 0.99
+
+
+class Cycle:
+    """An object that refers to itself: only the cycle collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_frozen_libraries_leave_the_work_collectable():
+    """Garbage from before the block is collected, not frozen with the living; the block's own cycles are
+    collected as before; the collector sees everything again after the block."""
+    before = weakref.ref(Cycle())
+    with libraries_frozen():
+        assert before() is None
+        assert gc.get_freeze_count() > 0
+        during = weakref.ref(Cycle())
+        gc.collect()
+        assert during() is None
+    assert gc.get_freeze_count() == 0

@@ -12,6 +12,10 @@ mimalloc, else glibc's `malloc_trim` (allocators keep freed memory for reuse). W
 phase would start from the largest earlier peak. `scripts/run.sh` preloads mimalloc (the `cmeel-mimalloc`
 wheel): glibc's heap fragments under a training step's many mid-sized temporaries (see the README's Memory
 section).
+
+Before a command's work begins, what is alive then (the imported libraries, some 660k objects) is moved out
+of the cycle collector's sight for the command's lifetime (`gc.freeze`): each of those collections then
+scans only the run's own objects (0.29 s to about 1 ms each on the built-in model's process).
 """
 
 from __future__ import annotations
@@ -65,6 +69,18 @@ def release_freed_memory() -> None:
     trim = getattr(_LIBC, "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+@contextmanager
+def libraries_frozen() -> Iterator[None]:
+    """Exempt every object alive now from the cycle collector until the block ends. Collected first, so
+    no garbage is frozen; what the block's own work creates is collected as before."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def reset_peak() -> bool:

@@ -26,6 +26,7 @@ from seal_lightning.domains import Domain, build_domain
 from seal_lightning.domains.registry import registered
 from seal_lightning.errors import ConfigError, SealError
 from seal_lightning.models import load_model, load_tokenizer, resolve_device, resolve_model_path
+from seal_lightning.profiling import libraries_frozen
 from seal_lightning.sampling import Sampler, build_sampler
 from seal_lightning.scorer import SelfEditScorer
 from seal_lightning.store import RunStore
@@ -103,6 +104,7 @@ def open_runtime(
     try:
         store = RunStore(config.run_dir, ranks.rank)
         with ExitStack() as held:
+            held.enter_context(libraries_frozen())  # the phases' collections skip the libraries' objects
             refused: SealError | None = None
             if ranks.main:  # the main rank holds the run directory for all ranks
                 try:
