@@ -123,6 +123,12 @@ CASES: dict[str, Bad] = {
     "top-unknown-key": Bad(args("fit", "foo.bar=1"), "Key 'foo' not in 'SealConfig'"),
     "top-wrong-type": Bad(args("fit", "seed=abc"), "seed: Value 'abc' of type 'str' could not be converted"),
     "top-unknown-domain": Bad(args("fit", "domain=vision"), "domain='vision' is not one of: knowledge, arc"),
+    "top-run-dir-is-a-file": Bad(
+        lambda tmp: ["fit", f"run_dir={write(tmp, 'taken', 'a file')}"], "cannot be made a folder: it is a file"
+    ),
+    "top-run-dir-under-a-file": Bad(
+        lambda tmp: ["evaluate", f"run_dir={write(tmp, 'taken', 'a file')}/run"], "Not a directory"
+    ),
     # model
     "model-unknown-key": Bad(args("fit", "model.nope=1"), "model.nope: Key 'nope' not in 'ModelConfig'"),
     "model-wrong-type": Bad(args("fit", "model.trust_remote_code=maybe"), "model.trust_remote_code: Value 'maybe'"),

@@ -34,7 +34,11 @@ PARTIAL = ".partial-"
 class RunStore:
     def __init__(self, run_dir: str | Path, rank: int = 0) -> None:
         self.root = Path(run_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, a read-only place: the config names a folder it cannot have
+            reason = "it is a file" if self.root.is_file() else f"{exc.strerror}: {exc.filename}"
+            raise SealError(f"run_dir {self.root} cannot be made a folder: {reason}") from None
         self.rank = rank
 
     @property
