@@ -219,6 +219,12 @@ CASES: dict[str, Bad] = {
     # tracking
     "tracking-unknown-key": Bad(args("fit", "tracking.nope=1"), "tracking.nope: Key 'nope' not in 'TrackingConfig'"),
     "tracking-wrong-type": Bad(args("fit", "tracking.experiment=[a]"), "tracking.experiment: Cannot convert"),
+    "tracking-uri-unknown-scheme": Bad(
+        args("fit", "tracking.tracking_uri=ftp://host/db"), "got unsupported URI 'ftp://host/db'", after_start=True
+    ),
+    "tracking-uri-sqlite-folder": Bad(
+        lambda tmp: ["fit", f"tracking.tracking_uri=sqlite:///{tmp}"], "is a folder; check tracking", after_start=True
+    ),
     # YAML config files
     "yaml-unclosed-bracket": Bad(
         config_file(b"outer: [unclosed\n"), "is not valid YAML: did not find expected ',' or ']' (line 2, column 1)"

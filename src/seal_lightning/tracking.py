@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from seal_lightning.config import TrackingConfig
 from seal_lightning.errors import DataError, SealError
@@ -74,14 +75,18 @@ class Tracker:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         seed_sqlite_store(self.uri)
         mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(self.uri)
         try:
+            self.client = MlflowClient(self.uri)  # refuses a scheme MLflow has no store for
             with _http_retries():
                 experiment = self.client.get_experiment_by_name(config.experiment)
-        except MlflowException as exc:
-            text = str(exc)
-            problem = "no server answers" if "NewConnectionError" in text else text.splitlines()[0][:200]
-            raise SealError(f"MLflow store {self.uri} cannot be used: {problem}; check tracking.tracking_uri") from None
+        # A database whose driver is not installed (ImportError), a sqlite file where no folder can be (OSError)
+        # or that cannot be opened (SQLAlchemyError)
+        except (MlflowException, ImportError, OSError, SQLAlchemyError) as exc:
+            text = str(exc).strip()
+            problem = "no server answers" if "NewConnectionError" in text else text.splitlines()[0].partition(". ")[0]
+            raise SealError(
+                f"MLflow store {self.uri} cannot be used: {problem[:200]}; check tracking.tracking_uri"
+            ) from None
         if experiment is None:
             artifacts = local_artifacts(self.uri)
             self.experiment_id = self.client.create_experiment(config.experiment, artifact_location=artifacts)
@@ -300,6 +305,8 @@ def seed_sqlite_store(uri: str) -> None:
     path = sqlite_file(uri)
     if path is None or path.name in ("", ":memory:"):
         return
+    if path.is_dir():  # MLflow would retry opening it for about two minutes before it fails
+        raise SealError(f"MLflow store {uri} cannot be used: {path} is a folder; check tracking.tracking_uri")
     if path.exists() or not path.parent.is_dir():
         return  # an existing store, or one MLflow is left to refuse
     copying = path.with_name(f".{path.name}.{os.getpid()}")
