@@ -309,6 +309,14 @@ CASES: dict[str, Bad] = {
     ),
     # other commands' inputs
     "compare-missing-folders": Bad(args("evaluate", "--compare", "/no/such/a", "/no/such/b"), "/no/such/a"),
+    "compare-file-of-no-results": Bad(
+        lambda tmp: ["evaluate", "--compare", *[write(tmp, "notes.txt", "not JSON\n")] * 2],
+        "notes.txt holds no evaluation results",
+    ),
+    "compare-records-of-another-kind": Bad(
+        lambda tmp: ["evaluate", "--compare", *[write(tmp, "results.jsonl", '{"loss": 1.0}\n')] * 2],
+        "holds lines that are not evaluation results",
+    ),
     # services that refuse: the judge, the vLLM engine
     "judge-refuses-the-key": Bad(
         judge_refusing_the_key, "failed: HTTP 401, the API key was refused (reward.judge.api_key_env)", after_start=True

@@ -155,6 +155,13 @@ def test_track_on_a_folder_without_a_run_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "has no tracking.json" in err
 
 
+def test_track_on_settings_no_command_wrote_is_one_line(tmp_path, capsys):
+    (tmp_path / "tracking.json").write_text('{"uri": "elsewhere"}')
+    assert main(["track", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tracking.json is not what a command writes" in err
+
+
 def test_finished_runs_of_a_kind_are_read_back_newest_first_with_their_json_artifacts(tmp_path):
     store = RunStore(tmp_path / "run")
     tracker = Tracker(TrackingConfig(experiment="read-back"), store)

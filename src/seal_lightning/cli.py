@@ -285,6 +285,8 @@ def track(run_dir: str, uri: str | None) -> int:
     store = RunStore(run_dir)
     with store.hold("track"):
         saved = store.read_json(SETTINGS)
+        if not (isinstance(saved, dict) and {"tracking_uri", "experiment"} <= saved.keys()):
+            raise DataError(f"{store.path(SETTINGS)} is not what a command writes (tracking_uri and experiment)")
         tracker = Tracker(
             TrackingConfig(tracking_uri=uri or saved["tracking_uri"], experiment=saved["experiment"]), store
         )

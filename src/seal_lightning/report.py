@@ -66,8 +66,14 @@ def results_file(path: str) -> Path:
 
 
 def load_results(path: str) -> list[dict]:
+    """An evaluation's records; a file that holds none, or records of another kind, is refused by name."""
     file = results_file(path)
-    return RunStore(file.parent).read_jsonl(file.name)
+    records = RunStore(file.parent).read_jsonl(file.name)
+    if not records:
+        raise SealError(f"{file} holds no evaluation results (JSON lines written by evaluate)")
+    if not all(isinstance(r, dict) and {"condition", "item"} <= r.keys() for r in records):
+        raise SealError(f"{file} holds lines that are not evaluation results (each names its condition and item)")
+    return records
 
 
 def compare_results(first: list[dict], second: list[dict], resamples: int) -> str:
