@@ -79,9 +79,9 @@ class Tracker:
             self.client = MlflowClient(self.uri)  # refuses a scheme MLflow has no store for
             with _http_retries():
                 experiment = self.client.get_experiment_by_name(config.experiment)
-        # A database whose driver is not installed (ImportError), a sqlite file where no folder can be (OSError)
-        # or that cannot be opened (SQLAlchemyError)
         except (MlflowException, ImportError, OSError, SQLAlchemyError) as exc:
+            # Besides MLflow's own: a database whose driver is not installed (ImportError), a sqlite file where
+            # no folder can be (OSError) or that cannot be opened (SQLAlchemyError).
             text = str(exc).strip()
             problem = "no server answers" if "NewConnectionError" in text else text.splitlines()[0].partition(". ")[0]
             raise SealError(
