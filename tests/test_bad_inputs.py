@@ -226,6 +226,7 @@ CASES: dict[str, Bad] = {
         lambda tmp: ["fit", f"tracking.tracking_uri=sqlite:///{tmp}"], "is a folder; check tracking", after_start=True
     ),
     # YAML config files
+    "yaml-config-is-a-folder": Bad(lambda tmp: ["fit", "--config", str(tmp)], "is a folder, not a file"),
     "yaml-unclosed-bracket": Bad(
         config_file(b"outer: [unclosed\n"), "is not valid YAML: did not find expected ',' or ']' (line 2, column 1)"
     ),

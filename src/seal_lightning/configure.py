@@ -116,7 +116,7 @@ def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
 def read_yaml(path: Path, what: str) -> DictConfig:
     """A YAML mapping, or one line naming the file and what is wrong with it (yaml's own errors span lines)."""
     if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
+        raise ConfigError(f"{what} {path} is a folder, not a file" if path.is_dir() else f"{what} not found: {path}")
     try:
         loaded = OmegaConf.load(path)
     except yaml.YAMLError as exc:
