@@ -251,6 +251,7 @@ CASES: dict[str, Bad] = {
     "data-nested-10000-deep": Bad(knowledge_file("[" * 10_000 + "]" * 10_000), "not valid JSON (maximum recursion"),
     "data-5000-digit-number": Bad(knowledge_file("[" + "9" * 5_000 + "]"), "not valid JSON (Exceeds the limit"),
     "data-missing-file": Bad(args("fit", "data.path=/no/such/file.json"), "data file not found: /no/such/file.json"),
+    "data-path-is-a-folder": Bad(lambda tmp: ["fit", f"data.path={tmp}"], "is a folder, not a file"),
     "heldout-not-json": Bad(knowledge_file("[{", "evaluate"), "not valid JSON"),
     "rounds-missing-file": Bad(
         args("fit", "outer.rounds=1", "data.rounds=[/no/such/r1.json]"), "data file not found: /no/such/r1.json"

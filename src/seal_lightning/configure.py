@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from seal_lightning.config import DataConfig, SealConfig
 from seal_lightning.continual.config import STRATEGIES, WITHOUT_SETTINGS, ContinualConfig, validate_continual
 from seal_lightning.domains.registry import domain_spec, registered
-from seal_lightning.errors import ConfigError
+from seal_lightning.errors import ConfigError, not_found
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -108,7 +108,7 @@ def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
             continue
         path = folder / f"{name}.yaml"
         if not path.is_file():
-            raise ConfigError(f"strategy file not found: {path} (continual.strategy_dir={folder})")
+            raise ConfigError(f"{not_found('strategy file', path)} (continual.strategy_dir={folder})")
         layers.append(OmegaConf.create({"continual": {name: read_yaml(path, "strategy file")}}))
     return layers
 
@@ -116,7 +116,7 @@ def _strategy_layers(merged: DictConfig) -> list[DictConfig]:
 def read_yaml(path: Path, what: str) -> DictConfig:
     """A YAML mapping, or one line naming the file and what is wrong with it (yaml's own errors span lines)."""
     if not path.is_file():
-        raise ConfigError(f"{what} {path} is a folder, not a file" if path.is_dir() else f"{what} not found: {path}")
+        raise ConfigError(not_found(what, path))
     try:
         loaded = OmegaConf.load(path)
     except yaml.YAMLError as exc:

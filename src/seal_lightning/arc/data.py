@@ -18,7 +18,7 @@ from typing import Any
 from seal_lightning.arc.config import ArcConfig
 from seal_lightning.arc.grids import Grid, as_grid
 from seal_lightning.config import DataConfig
-from seal_lightning.errors import DataError
+from seal_lightning.errors import DataError, not_found
 
 # The 12 ARC-AGI-1 training tasks of SEAL's ARC experiment (filtered to ones a 1B model can learn).
 PAPER_TASKS: tuple[str, ...] = (
@@ -98,7 +98,7 @@ class Solutions:
 
 def read_json(path: Path) -> Any:
     if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+        raise DataError(not_found("data file", path))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers

@@ -18,7 +18,7 @@ import numpy as np
 from seal_lightning.continual import metrics, plots
 from seal_lightning.continual.config import STRATEGIES
 from seal_lightning.continual.experiment import TABLE_COLUMNS, format_summary, name_width
-from seal_lightning.errors import DataError
+from seal_lightning.errors import DataError, not_found
 from seal_lightning.stats import PairedDifference, nested_bootstrap, nested_bootstrap_ratio
 from seal_lightning.store import RunStore
 from seal_lightning.tracking import LoggedRun, Tracker
@@ -59,7 +59,7 @@ def compare(
     reference_matrix = None
     if reference is not None:
         if not Path(reference).is_file():
-            raise DataError(f"reference matrix not found: {reference}")
+            raise DataError(not_found("reference matrix", Path(reference)))
         reference_matrix = np.array(json.loads(Path(reference).read_text())["mean_over_sequences"])
     texts, figures, points = [], [], {}
     folder = "compare/" + re.sub(r"[^\w.-]", "_", "+".join(experiments)).lstrip(".")  # MLflow allows "/"

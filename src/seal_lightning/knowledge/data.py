@@ -17,7 +17,7 @@ from datasets import Dataset, Features, Sequence, Value
 
 from seal_lightning.config import DataConfig
 from seal_lightning.domains.base import Question
-from seal_lightning.errors import DataError
+from seal_lightning.errors import DataError, not_found
 from seal_lightning.knowledge.builtin import builtin_passages
 
 FEATURES = Features(
@@ -90,7 +90,7 @@ def validate_items(items: Any, source: str) -> list[dict[str, Any]]:
 def load_knowledge_file(path: str | Path) -> Dataset:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+        raise DataError(not_found("data file", path))
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers, deep nesting
