@@ -84,9 +84,7 @@ class Tracker:
             # no folder can be (OSError) or that cannot be opened (SQLAlchemyError).
             text = str(exc).strip()
             problem = "no server answers" if "NewConnectionError" in text else text.splitlines()[0].partition(". ")[0]
-            raise SealError(
-                f"MLflow store {self.uri} cannot be used: {problem[:200]}; check tracking.tracking_uri"
-            ) from None
+            raise unusable_store(self.uri, problem[:200]) from None
         if experiment is None:
             artifacts = local_artifacts(self.uri)
             self.experiment_id = self.client.create_experiment(config.experiment, artifact_location=artifacts)
@@ -297,6 +295,10 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(make_url(uri).database or "").resolve() if uri.startswith(SQLITE) else None
 
 
+def unusable_store(uri: str, problem: str) -> SealError:
+    return SealError(f"MLflow store {uri} cannot be used: {problem}; check tracking.tracking_uri")
+
+
 def seed_sqlite_store(uri: str) -> None:
     """A new local sqlite store starts as a copy of an empty one with this MLflow's schema, made once per
     machine: MLflow builds a new store by replaying every schema migration (about 4 s on a 2-core CPU),
@@ -306,7 +308,7 @@ def seed_sqlite_store(uri: str) -> None:
     if path is None or path.name in ("", ":memory:"):
         return
     if path.is_dir():  # MLflow would retry opening it for about two minutes before it fails
-        raise SealError(f"MLflow store {uri} cannot be used: {path} is a folder; check tracking.tracking_uri")
+        raise unusable_store(uri, f"{path} is a folder")
     if path.exists() or not path.parent.is_dir():
         return  # an existing store, or one MLflow is left to refuse
     copying = path.with_name(f".{path.name}.{os.getpid()}")
