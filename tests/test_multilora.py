@@ -16,7 +16,7 @@ from seal_lightning.knowledge.domain import answer_questions, documents_from_sel
 from seal_lightning.multilora import peft_initial_weights, train_adapters
 from seal_lightning.packing import step_batches
 from seal_lightning.rewards import answer_sequences
-from seal_lightning.scorer import SelfEditScorer, score_questions
+from seal_lightning.scorer import Job, SelfEditScorer, score_questions
 
 PASSAGE = Passage.from_row(builtin_passages("validation")[1])
 OTHER_PASSAGE = Passage.from_row(builtin_passages("validation")[2])
@@ -169,20 +169,23 @@ def test_exported_adapter_loads_in_peft_and_reproduces_the_scores(policy, tokeni
         assert alone["answer_loglik"] == pytest.approx(value, abs=1e-4)
 
 
-@pytest.mark.parametrize("metric", ["answer_loglik", "token_accuracy", "f1"])
-def test_batched_scoring_agrees_with_sequential_scoring(policy, tokenizer, knowledge, metric):
-    # Two passages in one batch: each adapter is scored on its own passage's questions.
+# Teacher-forced metrics agree to float32 summation order; greedy answers may part at a near tie.
+METRIC_TOLERANCE = {"answer_loglik": 1e-3, "token_accuracy": 0.1, "f1": 0.1}
+
+
+def test_batched_scoring_agrees_with_sequential_scoring(policy, tokenizer, knowledge):
+    # Two passages in one batch: each adapter is scored on its own passage's questions. One training per
+    # path serves every metric (the reward chooses what is scored, not how the adapters train).
     passages = [PASSAGE, OTHER_PASSAGE, PASSAGE]
-    rewards = RewardConfig(name=metric, max_new_tokens=16)
     results = {}
     for batched in (False, True):
         domain = knowledge(inner=InnerConfig(epochs=2, batched=batched))
-        updates = [
-            (passage, domain.update(passage, edit), seed)
+        jobs = [
+            Job(domain.update(passage, edit), seed, (domain.questions(passage),))
             for passage, edit, seed in zip(passages, SELFEDITS, SEEDS, strict=True)
         ]
-        results[batched] = SelfEditScorer(policy, tokenizer, domain, rewards).score_many(updates)
-    sequential, batched = results[False], results[True]
-    for one, other in zip(sequential, batched, strict=True):
-        assert one.baseline == other.baseline
-        assert one.reward == pytest.approx(other.reward, abs=1e-3 if metric == "answer_loglik" else 0.1)
+        scorer = SelfEditScorer(policy, tokenizer, domain, RewardConfig(max_new_tokens=16))
+        results[batched] = scorer.measure(jobs, list(METRIC_TOLERANCE))
+    for sequential, batched in zip(results[False], results[True], strict=True):
+        for metric, tolerance in METRIC_TOLERANCE.items():
+            assert sequential[0][metric] == pytest.approx(batched[0][metric], abs=tolerance), metric
