@@ -21,6 +21,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from seal_lightning.config import SealConfig
@@ -261,11 +262,16 @@ def continual(config: SealConfig) -> int:
 
 def compare(config: SealConfig, experiments: str, reference: str | None) -> int:
     from seal_lightning.continual.compare import compare as compare_strategies
-    from seal_lightning.tracking import Tracker
+    from seal_lightning.tracking import STORE_FILE, Tracker
 
     names = [name.strip() for name in experiments.split(",") if name.strip()]
     if not names:
         raise ConfigError(f"--experiment names no MLflow experiment: {experiments!r}")
+    if config.tracking.tracking_uri is None and not (Path(config.run_dir) / STORE_FILE).is_file():
+        raise DataError(  # reading it would create an empty store there
+            f"run_dir {config.run_dir} holds no MLflow store ({STORE_FILE}) for compare to read: "
+            "run continual there first, or set tracking.tracking_uri to the store it logged to"
+        )
     store = RunStore(config.run_dir)
     config.tracking.experiment = names[0]  # the compare run is logged in the first one
     tracker = Tracker(config.tracking, store)

@@ -38,6 +38,7 @@ from seal_lightning.store import RunStore
 # MLflow's param values are limited in length; long lists are cut rather than rejected.
 MAX_PARAM_CHARS = 500
 SQLITE = "sqlite:///"
+STORE_FILE = "mlflow.db"  # the store in the run directory when tracking.tracking_uri is unset
 OUTBOX = "tracking_outbox.jsonl"
 # Where the run's MLflow store is, for `python -m seal_lightning track RUN_DIR`.
 SETTINGS = "tracking.json"
@@ -65,7 +66,7 @@ class Tracker:
 
     def __init__(self, config: TrackingConfig, store: RunStore) -> None:
         self.store = store
-        self.uri = config.tracking_uri or f"{SQLITE}{store.root.resolve() / 'mlflow.db'}"
+        self.uri = config.tracking_uri or f"{SQLITE}{store.root.resolve() / STORE_FILE}"
         self.active: list[str] = []  # keys of the open runs, outermost first
         # Under data-parallel ranks only the main rank talks to MLflow; the others' calls go nowhere.
         self.silent = not store.main
