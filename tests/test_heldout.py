@@ -47,13 +47,15 @@ def test_changes_are_paired_by_item_against_round_0():
     assert changes(DOMAIN, ROUNDS, 0, "answer_loglik", 100) == []
 
 
-def test_the_table_ends_with_the_verdict_on_the_headline_row():
+def test_the_table_ends_with_the_verdicts_on_the_headline_row_and_on_what_learning_adds():
     text = format_heldout(DOMAIN, ROUNDS, ["answer_loglik"], resamples=2000)
     assert "held-out answer_loglik: mean over 4 items" in text
     header, *rows = text.splitlines()[1:7]
     round_0_ends = header.index("round 0") + len("round 0")
     assert all(row[round_0_ends - 1].isdigit() for row in rows), "round 0's column is aligned in every row"
-    assert text.splitlines()[-1] == (
+    assert text.splitlines()[-2:] == [
         "SEAL on held-out items after round 1 (passage_selfedit, answer_loglik): +0.500 [+0.500, +0.500] vs round 0, "
-        "above zero"
-    )
+        "above zero",
+        "of which learning the self-edits, apart from answering without one (passage_selfedit_minus_no_update): "
+        "+1.000 [+1.000, +1.000], above zero",
+    ]

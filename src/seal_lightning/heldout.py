@@ -191,14 +191,24 @@ def format_heldout(domain: Domain, records: dict[int, list[dict]], metrics: list
             lines.append(f"{label:<{width}}" + "".join(cells).rstrip())
     lines.append(f"(change from round 0) paired by item, 95% percentile bootstrap interval over {resamples} resamples")
     last = rounds[-1]
-    headline = dict(changes(domain, records, last, metrics[0], resamples)).get(domain.headline)
+    final = dict(changes(domain, records, last, metrics[0], resamples))
+    headline, adds = final.get(domain.headline), final.get(adaptation_label(domain))
     if headline is not None:
-        verdict = "above zero" if headline.low > 0 else "below zero" if headline.high < 0 else "not different from 0"
         lines.append(
             f"SEAL on held-out items after round {last} ({domain.headline}, {metrics[0]}): {headline} vs round 0, "
-            f"{verdict}"
+            f"{verdict(headline)}"
+        )
+    if headline is not None and adds is not None:
+        # The headline nets two things: keep the part that learning self-edits adds from passing for all of it.
+        lines.append(
+            f"of which learning the self-edits, apart from answering without one ({adaptation_label(domain)}): "
+            f"{adds}, {verdict(adds)}"
         )
     return "\n".join(lines)
+
+
+def verdict(change: PairedDifference) -> str:
+    return "above zero" if change.low > 0 else "below zero" if change.high < 0 else "not different from 0"
 
 
 def format_change(metrics: dict[str, float], name: str) -> str:
