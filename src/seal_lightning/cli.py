@@ -262,14 +262,15 @@ def continual(config: SealConfig) -> int:
 
 def compare(config: SealConfig, experiments: str, reference: str | None) -> int:
     from seal_lightning.continual.compare import compare as compare_strategies
-    from seal_lightning.tracking import STORE_FILE, Tracker
+    from seal_lightning.tracking import Tracker, default_store
 
     names = [name.strip() for name in experiments.split(",") if name.strip()]
     if not names:
         raise ConfigError(f"--experiment names no MLflow experiment: {experiments!r}")
-    if config.tracking.tracking_uri is None and not (Path(config.run_dir) / STORE_FILE).is_file():
+    store_file = default_store(Path(config.run_dir))
+    if config.tracking.tracking_uri is None and not store_file.is_file():
         raise DataError(  # reading it would create an empty store there
-            f"run_dir {config.run_dir} holds no MLflow store ({STORE_FILE}) for compare to read: "
+            f"run_dir {config.run_dir} holds no MLflow store ({store_file.name}) for compare to read: "
             "run continual there first, or set tracking.tracking_uri to the store it logged to"
         )
     store = RunStore(config.run_dir)

@@ -66,7 +66,7 @@ class Tracker:
 
     def __init__(self, config: TrackingConfig, store: RunStore) -> None:
         self.store = store
-        self.uri = config.tracking_uri or f"{SQLITE}{store.root.resolve() / STORE_FILE}"
+        self.uri = config.tracking_uri or f"{SQLITE}{default_store(store.root)}"
         self.active: list[str] = []  # keys of the open runs, outermost first
         # Under data-parallel ranks only the main rank talks to MLflow; the others' calls go nowhere.
         self.silent = not store.main
@@ -294,6 +294,11 @@ def sqlite_file(uri: str) -> Path | None:
     """The file a local sqlite store's URI names, read as SQLAlchemy reads it (without its query options; a
     relative one from the working directory, as sqlite opens it); None for any other store."""
     return Path(make_url(uri).database or "").resolve() if uri.startswith(SQLITE) else None
+
+
+def default_store(run_dir: Path) -> Path:
+    """The sqlite file a run directory's MLflow store lives in when tracking.tracking_uri is unset."""
+    return run_dir.resolve() / STORE_FILE
 
 
 def unusable_store(uri: str, problem: str) -> SealError:
